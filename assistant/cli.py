@@ -1,0 +1,187 @@
+"""The command line: `backstretch run | routine | config | phrases`.
+
+Every user-fixable problem is a `BackstretchError`: one line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import queue
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from assistant import __version__, intents, script, settings
+from assistant.dialogue import Dialogue, Say
+from assistant.errors import BackstretchError
+from assistant.intents import IntentSet
+from assistant.numbers import spell_minutes
+from assistant.routine import Routine
+from assistant.session import Session, run_live, run_script
+from assistant.timeline import Sink, TimelineFile, Transcript
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="backstretch",
+        description="A hands-free voice coach for the knee-to-chest stretch.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config", type=Path, help="configuration file (default: ~/.config/backstretch/config.yaml)"
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def with_routine(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--routine", help="a routine file of your own (same schema as the built-in one)")
+        p.add_argument("--verbosity", choices=("detailed", "brief", "counts"), help="how much the coach says")
+
+    run = sub.add_parser("run", help="run a session")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--text", action="store_true", help="type commands on stdin, in real time")
+    source.add_argument(
+        "--script",
+        type=Path,
+        metavar="FILE",
+        help="lines 'SECONDS TEXT', played on a virtual clock as fast as possible",
+    )
+    run.add_argument("--mute", action="store_true", help="print cues instead of speaking them")
+    run.add_argument("--timeline", type=Path, metavar="FILE", help="write every event as JSON Lines")
+    run.add_argument("--quiet", action="store_true", help="print nothing (with --timeline)")
+    with_routine(run)
+
+    routine = sub.add_parser("routine", help="print the plan and how long it takes")
+    with_routine(routine)
+    sub.add_parser("config", help="print the effective configuration and where each value came from")
+    sub.add_parser("phrases", help="list every phrase the coach understands, by intent")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return _dispatch(args)
+    except BackstretchError as exc:
+        print(f"backstretch: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command is None:
+        _parser().print_help()
+        return 0
+    overrides = {"routine": getattr(args, "routine", None), "verbosity": getattr(args, "verbosity", None)}
+    config = settings.load(args.config, overrides)
+    routine = config.load_routine()
+    language = intents.load()
+    if args.command == "config":
+        source = config.sources.get("routine", "default")
+        where = "the built-in routine" if source == "default" else f"routine {config.routine}"
+        print(f"# configuration file: {settings.default_path() if args.config is None else args.config}")
+        print(settings.describe(config, routine, where))
+        return 0
+    if args.command == "phrases":
+        for name in language.names:
+            print(f"{name}:")
+            for phrase in language.surface[name]:
+                print(f"  {phrase}")
+        return 0
+    if args.command == "routine":
+        print(describe_plan(routine, language, config.verbosity))
+        return 0
+    return _run(args, config, routine, language)
+
+
+def describe_plan(routine: Routine, language: IntentSet, verbosity: str) -> str:
+    """The plan in words, with the length of an uninterrupted session."""
+    first, second = routine.side_order()
+    order = ", ".join(f"{routine.reps_per_side} {s}" for _ in range(routine.sets) for s in (first, second))
+    pace = routine.pace
+    hold = f", stay {pace.hold_s:g} s" if pace.hold_s else ""
+    return "\n".join(
+        [
+            f"{routine.name}: {routine.sets} sets of {routine.reps_per_side} reps on each leg "
+            f"({routine.total_reps} in all)",
+            f"order: {order}",
+            f"pace: breathe in {pace.inhale_s:g} s, out and pull {pace.exhale_s:g} s{hold}",
+            f"verbosity: {verbosity}",
+            f"takes: {_format_s(session_length_s(routine, language, verbosity))} without pauses",
+        ]
+    )
+
+
+def session_length_s(routine: Routine, language: IntentSet, verbosity: str) -> float:
+    """The length of an uninterrupted session, by running one on the virtual clock."""
+    dialogue = Dialogue(routine, language, verbosity)
+    start = language.match("start")
+    assert start is not None
+    actions = dialogue.hear(start, 0.0)
+    while (wake := dialogue.next_wakeup()) is not None:
+        actions += dialogue.advance(wake)
+    says = [a for a in actions if isinstance(a, Say)]
+    return max(a.t + a.duration_s for a in says)
+
+
+def _format_s(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s ({spell_minutes(seconds)})"
+
+
+def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, language: IntentSet) -> int:
+    if not args.text and args.script is None:
+        raise BackstretchError(
+            "listening to a microphone is not built yet; use --text to type commands "
+            "or --script FILE to play a script"
+        )
+    utterances = script.load(args.script, language) if args.script else []
+    sinks: list[Sink] = []
+    if not args.quiet:
+        sinks.append(Transcript(sys.stdout))
+    if args.timeline:
+        sinks.append(TimelineFile(args.timeline))
+    dialogue = Dialogue(routine, language, config.verbosity, config.volume)
+    session = Session(dialogue, language, sinks)
+    if args.script is not None:
+        run_script(session, utterances)
+    else:
+        print("Type a command (help lists them); Ctrl-D ends.", file=sys.stderr)
+        _live(session, sys.stdin)
+    log.info("session over: %s, %d reps done", dialogue.state.value, dialogue.done)
+    return 0
+
+
+def _live(session: Session, stream: IO[str]) -> None:
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        for line in stream:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+
+    def unknown(text: str) -> None:
+        print(f"         ({text!r} is no command; type help)", file=sys.stderr)
+
+    try:
+        run_live(session, lines, on_unknown=unknown)
+    except KeyboardInterrupt:
+        pass  # run_live has ended the session with its summary
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Intent files, one per language; installed as the package `assistant.lang`."""
