@@ -1,4 +1,4 @@
-"""The command line: `backstretch run | routine | config | phrases`.
+"""The command line: `backstretch run | say | voices | routine | config | phrases`.
 
 Every user-fixable problem is a `BackstretchError`: one line on stderr, exit 2.
 """
@@ -14,14 +14,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from assistant import __version__, intents, script, settings
+from assistant import __version__, intents, script, settings, voice_catalogue, voices
+from assistant.audio import Audio, gain, write_wav
+from assistant.cache import CueCache
 from assistant.dialogue import Dialogue, Say
 from assistant.errors import BackstretchError
 from assistant.intents import IntentSet
 from assistant.numbers import spell_minutes
+from assistant.progress import TerminalProgress
+from assistant.render import WavRenderer
 from assistant.routine import Routine
 from assistant.session import Session, run_live, run_script
 from assistant.timeline import Sink, TimelineFile, Transcript
+from assistant.tts import SpeechSettings, Synthesizer
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +57,22 @@ def _parser() -> argparse.ArgumentParser:
         help="lines 'SECONDS TEXT', played on a virtual clock as fast as possible",
     )
     run.add_argument("--mute", action="store_true", help="print cues instead of speaking them")
+    run.add_argument(
+        "--out", type=Path, metavar="WAV", help="with --script: render the coach's voice to a WAV"
+    )
     run.add_argument("--timeline", type=Path, metavar="FILE", help="write every event as JSON Lines")
     run.add_argument("--quiet", action="store_true", help="print nothing (with --timeline)")
     with_routine(run)
+
+    say = sub.add_parser("say", help="speak one line (or render it with --out)")
+    say.add_argument("text", help="what to say")
+    say.add_argument("--out", type=Path, metavar="WAV", help="write a WAV instead of speaking")
+
+    voice = sub.add_parser("voices", help="list the voices found, or download one")
+    voice_sub = voice.add_subparsers(dest="voices_command", metavar="ACTION")
+    voice_sub.add_parser("list", help="list the voices found (the default)")
+    download = voice_sub.add_parser("download", help="fetch a voice from the piper voice collection")
+    download.add_argument("name", help="a voice name, e.g. en_US-lessac-medium")
 
     routine = sub.add_parser("routine", help="print the plan and how long it takes")
     with_routine(routine)
@@ -103,7 +121,40 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "routine":
         print(describe_plan(routine, language, config.verbosity))
         return 0
+    if args.command == "voices":
+        return _voices(args)
+    if args.command == "say":
+        return _say(args, config)
     return _run(args, config, routine, language)
+
+
+def open_voice(config: settings.Settings) -> CueCache:
+    """The configured voice behind its cue cache: where every voice is created."""
+    speech = SpeechSettings(config.speaker, config.speech_rate, config.sentence_pause_s)
+    return CueCache(Synthesizer(voices.resolve(config.voice), speech))
+
+
+def _voices(args: argparse.Namespace) -> int:
+    if args.voices_command == "download":
+        path = voice_catalogue.download(args.name, voices.user_voice_dir(), TerminalProgress())
+        print(f"installed {args.name} in {path.parent}; use it with voice: {{name: {args.name}}}")
+        return 0
+    found = voices.find_all()
+    print(f"{'name':36} {'language':8} {'quality':8} {'rate':>6}  source")
+    for info in found:
+        print(f"{info.name:36} {info.language:8} {info.quality:8} {info.sample_rate_hz:6d}  {info.source}")
+    print(f"\n{len(voice_catalogue.names())} more can be downloaded: backstretch voices download NAME")
+    return 0
+
+
+def _say(args: argparse.Namespace, config: settings.Settings) -> int:
+    cache = open_voice(config)
+    audio = cache.get(args.text)
+    if args.out is not None:
+        write_wav(args.out, Audio(gain(audio.samples, config.volume), audio.rate_hz))
+        print(f"wrote {args.out} ({audio.duration_s:.2f} s)")
+        return 0
+    raise BackstretchError("speaking on a device is not built yet; use --out FILE")
 
 
 def describe_plan(routine: Routine, language: IntentSet, verbosity: str) -> str:
@@ -147,13 +198,23 @@ def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, 
             "listening to a microphone is not built yet; use --text to type commands "
             "or --script FILE to play a script"
         )
+    if args.out is not None and args.script is None:
+        raise BackstretchError("--out renders a --script session; add --script FILE")
     utterances = script.load(args.script, language) if args.script else []
+    dialogue = Dialogue(routine, language, config.verbosity, config.volume)
     sinks: list[Sink] = []
     if not args.quiet:
         sinks.append(Transcript(sys.stdout))
+    if args.out is not None or not args.mute:
+        cache = open_voice(config)
+        cache.warm(dialogue.foreseeable_texts(), TerminalProgress(unit="cues"))
+        dialogue.speech_s = cache.duration_s
+        if args.out is not None:
+            sinks.append(WavRenderer(args.out, cache, config.volume))
+        else:
+            raise BackstretchError("speaking on a device is not built yet; use --mute or --out FILE")
     if args.timeline:
         sinks.append(TimelineFile(args.timeline))
-    dialogue = Dialogue(routine, language, config.verbosity, config.volume)
     session = Session(dialogue, language, sinks)
     if args.script is not None:
         run_script(session, utterances)

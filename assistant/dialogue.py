@@ -165,6 +165,23 @@ class Dialogue:
     def position(self) -> Position:
         return Position(self._resume_index(), self.done, self.pace)
 
+    def foreseeable_texts(self) -> set[str]:
+        """What a cue cache should hold before the session: every cue of the plan, every
+        fixed reply, and the pace replies along the slower and faster steps."""
+        texts = {
+            cues.step_text(self.routine, step, self.verbosity, fresh)
+            for step in self.steps
+            for fresh in (False, True)
+        }
+        texts |= {text for text in self.intents.responses.values() if "{" not in text}
+        low, high = BREATH_BOUNDS_S
+        for factor, name in ((PACE_STEP, "slower"), (1 / PACE_STEP, "faster")):
+            pace = self.pace
+            while low <= (pace.inhale_s + pace.exhale_s) * factor <= high:
+                pace = pace.scaled(factor)
+                texts.add(self._pace_reply(name, pace))
+        return texts
+
     # -- stepping ------------------------------------------------------------
 
     def _nominal_s(self, step: Step) -> float:
@@ -340,13 +357,10 @@ class Dialogue:
             return
         self.pace = self.pace.scaled(wanted / breath)
         log.info("pace now %.2f s in, %.2f s out", self.pace.inhale_s, self.pace.exhale_s)
-        self._reply(
-            t,
-            name,
-            out,
-            inhale=spell(round(self.pace.inhale_s)),
-            exhale=spell(round(self.pace.exhale_s)),
-        )
+        self._say(t, self._pace_reply(name, self.pace), "reply", out)
+
+    def _pace_reply(self, name: str, pace: Pace) -> str:
+        return self.intents.say(name, inhale=spell(round(pace.inhale_s)), exhale=spell(round(pace.exhale_s)))
 
     def _on_slower(self, intent: Intent, t: float, out: list[Action]) -> None:
         self._change_pace(t, out, PACE_STEP, "slower")

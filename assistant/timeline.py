@@ -26,7 +26,7 @@ def record(action: Action) -> Event:
             "t": action.t,
             "event": "say",
             "text": action.text,
-            "duration": round(action.duration_s, 4),
+            "duration": action.duration_s,
             "kind": action.kind,
         }
     if isinstance(action, Cut):
@@ -63,8 +63,8 @@ class TimelineFile:
             ) from exc
 
     def write(self, event: Event) -> None:
-        rounded = {**event, "t": round(event["t"], 4)}
-        self._file.write(json.dumps(rounded, ensure_ascii=False) + "\n")
+        # Full float precision: a renderer places cues at round(t * rate), to the sample.
+        self._file.write(json.dumps(event, ensure_ascii=False) + "\n")
         self._file.flush()
 
     def close(self) -> None:

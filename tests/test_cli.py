@@ -114,7 +114,7 @@ def test_phrases_lists_every_intent(capsys: pytest.CaptureFixture[str]) -> None:
         ({}, ["run"], "use --text"),
         (
             {"s.txt": "0 start\n"},
-            ["run", "--script", "s.txt", "--timeline", "no/such/dir/t.jsonl"],
+            ["run", "--script", "s.txt", "--mute", "--timeline", "no/such/dir/t.jsonl"],
             "cannot write the timeline",
         ),
     ],

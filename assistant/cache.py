@@ -1,0 +1,94 @@
+"""The cue cache: each (voice, speech settings, text) is synthesised once and kept on disk.
+
+Files live in `$XDG_CACHE_HOME/backstretch/cues/<voice>-<key>/<hash of text>.wav`,
+where the key covers the voice files, the speech settings and the piper version:
+changing any of them starts a new folder, and nothing else is invalidated
+(volume and the device rate are applied at playback, so they are not in the key).
+A damaged cache file is synthesised again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from assistant.audio import Audio, AudioFileError, read_wav, write_wav
+from assistant.progress import Progress
+from assistant.tts import Synthesizer
+
+log = logging.getLogger(__name__)
+
+
+def default_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "backstretch" / "cues"
+
+
+def _piper_version() -> str:
+    try:
+        return version("piper-tts")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class CueCache:
+    """Audio for texts in one voice with one set of speech settings."""
+
+    def __init__(self, synth: Synthesizer, root: Path | None = None) -> None:
+        self.synth = synth
+        identity = f"{synth.voice.fingerprint()}|{synth.settings.key()}|piper={_piper_version()}"
+        key = hashlib.sha256(identity.encode()).hexdigest()[:16]
+        self.dir = (root or default_dir()) / f"{synth.voice.name}-{key}"
+        self._memory: dict[str, Audio] = {}
+        self.hits = 0  # served from memory or disk
+        self.misses = 0  # synthesised
+
+    def path_for(self, text: str) -> Path:
+        return self.dir / (hashlib.sha256(text.encode()).hexdigest()[:32] + ".wav")
+
+    def has(self, text: str) -> bool:
+        return text in self._memory or self.path_for(text).is_file()
+
+    def get(self, text: str) -> Audio:
+        """The audio for `text`, synthesising and storing it on a miss."""
+        audio = self._memory.get(text)
+        if audio is not None:
+            self.hits += 1
+            return audio
+        path = self.path_for(text)
+        if path.is_file():
+            try:
+                audio = read_wav(path)
+                self.hits += 1
+            except AudioFileError as exc:
+                log.warning("damaged cache file, synthesising again: %s", exc)
+        if audio is None:
+            audio = self.synth.synthesize(text)
+            self.misses += 1
+            try:
+                write_wav(path, audio)
+            except AudioFileError as exc:
+                log.warning("cannot keep a cue in the cache: %s", exc)
+        self._memory[text] = audio
+        return audio
+
+    def duration_s(self, text: str) -> float:
+        return self.get(text).duration_s
+
+    def warm(self, texts: Iterable[str], progress: Progress | None = None) -> int:
+        """Make sure every text is cached; returns how many had to be synthesised."""
+        missing = sorted({t for t in texts if not self.has(t)})
+        if missing and progress is not None:
+            progress.start(len(missing), f"preparing {len(missing)} cues in voice {self.synth.voice.name}")
+        for text in missing:
+            self.get(text)
+            if progress is not None:
+                progress.advance(1)
+        if missing and progress is not None:
+            progress.finish()
+        log.info("cue cache %s: %d synthesised", self.dir, len(missing))
+        return len(missing)
