@@ -80,7 +80,9 @@ class CueCache:
         return self.get(text).duration_s
 
     def warm(self, texts: Iterable[str], progress: Progress | None = None) -> int:
-        """Make sure every text is cached; returns how many had to be synthesised."""
+        """Make sure every text is cached, and the voice loaded for what comes up on the
+        spot; returns how many had to be synthesised."""
+        self.synth.load()
         missing = sorted({t for t in texts if not self.has(t)})
         if missing and progress is not None:
             progress.start(len(missing), f"preparing {len(missing)} cues in voice {self.synth.voice.name}")

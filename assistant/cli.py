@@ -1,4 +1,4 @@
-"""The command line: `backstretch run | say | voices | routine | config | phrases`.
+"""The command line: `backstretch run | say | voices | devices | routine | config | phrases`.
 
 Every user-fixable problem is a `BackstretchError`: one line on stderr, exit 2.
 """
@@ -10,6 +10,7 @@ import logging
 import queue
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -18,13 +19,14 @@ from assistant import __version__, intents, script, settings, voice_catalogue, v
 from assistant.audio import Audio, gain, write_wav
 from assistant.cache import CueCache
 from assistant.dialogue import Dialogue, Say
-from assistant.errors import BackstretchError
+from assistant.errors import BackstretchError, DeviceError
 from assistant.intents import IntentSet
 from assistant.numbers import spell_minutes
+from assistant.playback import Player, list_devices
 from assistant.progress import TerminalProgress
 from assistant.render import WavRenderer
 from assistant.routine import Routine
-from assistant.session import Session, run_live, run_script
+from assistant.session import Heard, Session, run_live, run_script
 from assistant.timeline import Sink, TimelineFile, Transcript
 from assistant.tts import SpeechSettings, Synthesizer
 
@@ -68,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     say.add_argument("text", help="what to say")
     say.add_argument("--out", type=Path, metavar="WAV", help="write a WAV instead of speaking")
 
+    sub.add_parser("devices", help="list the audio devices")
     voice = sub.add_parser("voices", help="list the voices found, or download one")
     voice_sub = voice.add_subparsers(dest="voices_command", metavar="ACTION")
     voice_sub.add_parser("list", help="list the voices found (the default)")
@@ -125,6 +128,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _voices(args)
     if args.command == "say":
         return _say(args, config)
+    if args.command == "devices":
+        return _devices()
     return _run(args, config, routine, language)
 
 
@@ -154,7 +159,28 @@ def _say(args: argparse.Namespace, config: settings.Settings) -> int:
         write_wav(args.out, Audio(gain(audio.samples, config.volume), audio.rate_hz))
         print(f"wrote {args.out} ({audio.duration_s:.2f} s)")
         return 0
-    raise BackstretchError("speaking on a device is not built yet; use --out FILE")
+    player = Player(cache, config.output_device, config.volume)
+    player.open()
+    try:
+        player.start_session()
+        player.schedule(0.1, audio)
+    finally:
+        player.close()
+    return 0
+
+
+def _devices() -> int:
+    devices = list_devices()
+    if not devices:
+        raise DeviceError("no audio devices found; check that the sound card or PulseAudio is running")
+    print(f"{'#':>3}  {'name':40} {'in':>3} {'out':>4} {'rate':>7}")
+    for index, info in enumerate(devices):
+        print(
+            f"{index:3d}  {info['name'][:40]:40} {info['max_input_channels']:3d} "
+            f"{info['max_output_channels']:4d} {info['default_samplerate']:7.0f}"
+        )
+    print("\nChoose one by name or number in the configuration: audio: {output_device: NAME}")
+    return 0
 
 
 def describe_plan(routine: Routine, language: IntentSet, verbosity: str) -> str:
@@ -205,43 +231,55 @@ def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, 
     sinks: list[Sink] = []
     if not args.quiet:
         sinks.append(Transcript(sys.stdout))
+    player: Player | None = None
     if args.out is not None or not args.mute:
         cache = open_voice(config)
+        if args.out is None:  # find the device before the user waits for the cues
+            player = Player(cache, config.output_device, config.volume)
+            player.open()
         cache.warm(dialogue.foreseeable_texts(), TerminalProgress(unit="cues"))
         dialogue.speech_s = cache.duration_s
         if args.out is not None:
             sinks.append(WavRenderer(args.out, cache, config.volume))
-        else:
-            raise BackstretchError("speaking on a device is not built yet; use --mute or --out FILE")
     if args.timeline:
         sinks.append(TimelineFile(args.timeline))
-    session = Session(dialogue, language, sinks)
-    if args.script is not None:
+    session = Session(dialogue, language, sinks, schedulers=[player] if player else [])
+    if args.script is not None and player is None:
         run_script(session, utterances)
     else:
-        print("Type a command (help lists them); Ctrl-D ends.", file=sys.stderr)
-        _live(session, sys.stdin)
+        _live(session, player, utterances, sys.stdin if args.text else None)
     log.info("session over: %s, %d reps done", dialogue.state.value, dialogue.done)
     return 0
 
 
-def _live(session: Session, stream: IO[str]) -> None:
-    lines: queue.Queue[str | None] = queue.Queue()
+def _live(
+    session: Session, player: Player | None, utterances: list[script.Utterance], stream: IO[str] | None
+) -> None:
+    """Real time: typed lines (when `stream` is given) and script lines, on the player's clock."""
+    lines: queue.Queue[Heard | None] = queue.Queue()
+    if stream is not None:
+        print("Type a command (help lists them); Ctrl-D ends.", file=sys.stderr)
 
-    def read() -> None:
-        for line in stream:
-            lines.put(line.rstrip("\n"))
-        lines.put(None)
+        def read() -> None:
+            for line in stream:
+                lines.put(Heard(line.rstrip("\n")))
+            lines.put(None)
 
-    threading.Thread(target=read, name="stdin", daemon=True).start()
+        threading.Thread(target=read, name="stdin", daemon=True).start()
 
     def unknown(text: str) -> None:
         print(f"         ({text!r} is no command; type help)", file=sys.stderr)
 
+    if player is not None:
+        player.start_session()
+        clock, watchdog = player.now_s, player.check
+    else:
+        origin = time.monotonic()
+        clock, watchdog = (lambda: time.monotonic() - origin), (lambda: True)
     try:
-        run_live(session, lines, on_unknown=unknown)
+        run_live(session, lines, clock, utterances, on_unknown=unknown, watchdog=watchdog)
     except KeyboardInterrupt:
-        pass  # run_live has ended the session with its summary
+        pass  # run_live has ended the session with its summary, and the player played it
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""Runs a dialogue against a clock: the virtual one for scripts, the wall clock for live input.
+"""Runs a dialogue against a clock: the virtual one for scripts, a live one for real time.
 
 The `Session` turns heard text into intents, feeds the dialogue, and hands
 every event to the sinks in time order: an event is released once the clock
 has reached its time, so a reply queued behind a cue is reported when it is
-spoken, not when it was decided.
+spoken, not when it was decided. A `scheduler` (the audio player) instead gets
+each event as soon as it is decided, so it can place a cue on its exact sample.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import itertools
 import logging
 import math
 import queue
-import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from assistant.dialogue import Action, Cut, Dialogue, State
 from assistant.intents import IntentSet
@@ -27,14 +28,19 @@ log = logging.getLogger(__name__)
 class Session:
     """A dialogue, its intents and its sinks, driven by whoever owns the clock."""
 
-    def __init__(self, dialogue: Dialogue, intents: IntentSet, sinks: Sequence[Sink]) -> None:
+    def __init__(
+        self, dialogue: Dialogue, intents: IntentSet, sinks: Sequence[Sink], schedulers: Sequence[Sink] = ()
+    ) -> None:
         self.dialogue = dialogue
         self.intents = intents
         self.sinks = list(sinks)
+        self.schedulers = list(schedulers)
         self._pending: list[tuple[float, int, Event]] = []
         self._order = itertools.count()
 
     def _queue(self, event: Event) -> None:
+        for scheduler in self.schedulers:
+            scheduler.write(event)
         heapq.heappush(self._pending, (event["t"], next(self._order), event))
 
     def _queue_actions(self, actions: Iterable[Action]) -> None:
@@ -44,8 +50,9 @@ class Session:
             self._queue(record(action))
 
     def _drop_speech_from(self, t: float) -> None:
-        """A cut silences what plays at `t` and what was queued to follow it."""
-        kept = [p for p in self._pending if not (p[2]["event"] == "say" and p[0] >= t)]
+        """A cut silences what plays at `t` and drops what was decided to follow it
+        (with a lookahead, the next step may have begun in the dialogue but not yet sounded)."""
+        kept = [p for p in self._pending if not (p[2]["event"] in ("say", "state") and p[0] >= t)]
         if len(kept) != len(self._pending):
             self._pending = kept
             heapq.heapify(self._pending)
@@ -94,6 +101,8 @@ class Session:
         self.flush(math.inf)
         for sink in self.sinks:
             sink.close()
+        for scheduler in self.schedulers:
+            scheduler.close()
 
 
 def run_script(session: Session, script: Sequence[Utterance]) -> None:
@@ -106,27 +115,57 @@ def run_script(session: Session, script: Sequence[Utterance]) -> None:
     session.close()
 
 
+@dataclass(frozen=True)
+class Heard:
+    """Something the user said; `t` is when (session time), or None for "now"."""
+
+    text: str
+    t: float | None = None
+
+
+LOOKAHEAD_S = 0.3  # cues are decided this far ahead, so a player gets them before their sample
+POLL_S = 0.5  # longest wait between checks of the device
+
+
 def run_live(
     session: Session,
-    lines: queue.Queue[str | None],
-    clock: Callable[[], float] = time.monotonic,
+    inputs: queue.Queue[Heard | None],
+    clock: Callable[[], float],
+    script: Sequence[Utterance] = (),
     on_unknown: Callable[[str], None] = lambda text: None,
+    watchdog: Callable[[], bool] = lambda: True,
 ) -> None:
-    """Take typed lines as they come, on the wall clock, until end of input (None)."""
-    start = clock()
+    """Run in real time on `clock` (session seconds): typed or heard lines from `inputs`
+    (None ends the input), and `script` lines at their times.
+
+    Ends at the end of input, or, with a script and no other input, once the script
+    is played and the session is no longer running. A session still under way at
+    the end is stopped, so it ends with its summary.
+    """
+    pending = list(script)
     try:
         while True:
-            now = clock() - start
-            session.run_until(now)
-            wake = session.next_event_at()
-            try:
-                line = lines.get(timeout=None if wake is None else max(wake - now, 0.0))
-            except queue.Empty:
-                continue
-            if line is None:
+            now = clock()
+            session.run_until(now + LOOKAHEAD_S)
+            while pending and pending[0].t <= now + LOOKAHEAD_S:  # known ahead: decided ahead
+                said = pending.pop(0)
+                session.hear(said.text, said.t)
+            if script and not pending and session.dialogue.state is not State.RUNNING:
                 break
-            if line.strip() and not session.hear(line, clock() - start):
-                on_unknown(line)
+            wake = session.next_event_at()
+            if pending:
+                wake = min(wake if wake is not None else math.inf, pending[0].t)
+            # Wake a lookahead before the next event, so its audio is placed in time.
+            timeout = POLL_S if wake is None else min(max(wake - LOOKAHEAD_S - now, 0.0), POLL_S)
+            try:
+                item = inputs.get(timeout=timeout)
+            except queue.Empty:
+                watchdog()
+                continue
+            if item is None:
+                break
+            if item.text.strip() and not session.hear(item.text, clock() if item.t is None else item.t):
+                on_unknown(item.text)
     finally:
-        session.end(clock() - start)
+        session.end(clock())
         session.close()

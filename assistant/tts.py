@@ -7,7 +7,9 @@ cue cache stays valid when the user says "louder".
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,10 +54,22 @@ class Synthesizer:
 
     def _load(self) -> PiperVoice:
         if self._piper is None:
+            import onnxruntime
             from piper import PiperVoice
+            from piper.config import PiperConfig
+            from piper.voice import ESPEAK_DATA_DIR  # type: ignore[attr-defined]
 
+            # Leave a core to the audio callback: with every core busy synthesising,
+            # the output stream underruns (measured here with 2 cores).
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = max(1, (os.cpu_count() or 2) - 1)
+            options.inter_op_num_threads = 1
             try:
-                self._piper = PiperVoice.load(self.voice.model, self.voice.config)
+                config = PiperConfig.from_dict(json.loads(self.voice.config.read_text(encoding="utf-8")))
+                session = onnxruntime.InferenceSession(
+                    str(self.voice.model), sess_options=options, providers=["CPUExecutionProvider"]
+                )
+                self._piper = PiperVoice(session=session, config=config, espeak_data_dir=ESPEAK_DATA_DIR)
             except Exception as exc:  # onnxruntime raises its own types for a damaged model
                 raise VoiceError(
                     f"voice {self.voice.name}: cannot load {self.voice.model} "
@@ -63,6 +77,10 @@ class Synthesizer:
                 ) from exc
             log.info("loaded voice %s (%s)", self.voice.name, self.voice.source)
         return self._piper
+
+    def load(self) -> None:
+        """Load the voice now rather than at the first synthesis (a second or two on a Pi)."""
+        self._load()
 
     def synthesize(self, text: str) -> Audio:
         """The whole of `text` as one clip, sentences joined by the configured pause."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import sys
+from collections.abc import Iterable, Iterator
 
 import pytest
 
@@ -10,6 +12,7 @@ from assistant import intents, routine
 from assistant.dialogue import Action, Cut, Dialogue, Say, StateChange
 from assistant.intents import IntentSet
 from assistant.routine import Routine
+from tests.pulse import PulseError, PulseServer
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +66,28 @@ def completed_reps(actions: Iterable[Action]) -> list[tuple[int, str, int]]:
             done.append((before.set_no, before.side, before.rep))
         before = a
     return done
+
+
+@pytest.fixture(scope="session")
+def pulse() -> Iterator[PulseServer]:
+    """A private PulseAudio daemon, its client environment set for this process and
+    its children; in CI a missing PulseAudio is a failure, not a skip."""
+    try:
+        server = PulseServer().start()
+    except PulseError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    saved = {k: os.environ.get(k) for k in server.client_env()}
+    os.environ.update(server.client_env())
+    if "sounddevice" in sys.modules:  # PortAudio scanned the devices before the daemon existed
+        sd = sys.modules["sounddevice"]
+        sd._terminate()
+        sd._initialize()
+    yield server
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
