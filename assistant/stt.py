@@ -1,0 +1,56 @@
+"""Speech to text for commands: one interface, two engines, chosen by `stt.engine`.
+
+A `Recognizer` is fed 16 kHz mono int16 audio in short chunks, each stamped
+with the audio time at its end, finds the end of each utterance itself
+(endpointing) and returns one `Hypothesis` per utterance. Only a closed set of
+phrases can come out: the intents' phrase list, with a rejection path so that
+speech which is no command gives `text == ""`.
+
+    auto          vosk when an English vosk model is installed, else pocketsphinx
+    vosk          Kaldi with a runtime grammar plus [unk]   (stt_vosk.py)
+    pocketsphinx  the wheel's English model, JSGF/FSG plus a garbage loop (stt_sphinx.py)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+log = logging.getLogger(__name__)
+
+RATE_HZ = 16_000  # what every recogniser takes
+ENGINES = ("auto", "vosk", "pocketsphinx")
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One utterance: what was recognised ("" when rejected) and when, in audio seconds."""
+
+    text: str
+    speech_start_s: float  # where the utterance began in the audio
+    speech_end_s: float  # where it ended
+    final_s: float  # the audio time at which the result was known (endpoint + decode)
+
+
+class Recognizer(Protocol):
+    """Streaming command recognition with its own endpointing."""
+
+    name: str  # "pocketsphinx" or "vosk", for logs and the timeline
+
+    def set_phrases(self, phrases: Sequence[str]) -> None:
+        """Restrict recognition to `phrases` (lower case words); rejection stays on."""
+
+    def feed(self, samples: npt.NDArray[np.int16], end_s: float) -> list[Hypothesis]:
+        """Take the next chunk (16 kHz mono) ending at audio time `end_s`; return the
+        utterances that ended in it, rejected ones with text ""."""
+
+    def flush(self, end_s: float) -> list[Hypothesis]:
+        """End of input: finish any utterance in progress."""
+
+    def reset(self) -> None:
+        """Drop any utterance in progress (the microphone was gated)."""
