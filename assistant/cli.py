@@ -159,7 +159,7 @@ def _say(args: argparse.Namespace, config: settings.Settings) -> int:
         write_wav(args.out, Audio(gain(audio.samples, config.volume), audio.rate_hz))
         print(f"wrote {args.out} ({audio.duration_s:.2f} s)")
         return 0
-    player = Player(cache, config.output_device, config.volume)
+    player = Player(cache, config.output_device, config.volume, config.output_rate_hz)
     player.open()
     try:
         player.start_session()
@@ -235,7 +235,7 @@ def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, 
     if args.out is not None or not args.mute:
         cache = open_voice(config)
         if args.out is None:  # find the device before the user waits for the cues
-            player = Player(cache, config.output_device, config.volume)
+            player = Player(cache, config.output_device, config.volume, config.output_rate_hz)
             player.open()
         cache.warm(dialogue.foreseeable_texts(), TerminalProgress(unit="cues"))
         dialogue.speech_s = cache.duration_s

@@ -80,13 +80,20 @@ class Clip:
 class Player:
     """Plays clips at session times on one open output stream; also a timeline sink."""
 
-    def __init__(self, cache: CueCache, device: str | None, volume: float, block_frames: int = BLOCK_FRAMES):
+    def __init__(
+        self,
+        cache: CueCache,
+        device: str | None,
+        volume: float,
+        rate_hz: int | None = None,
+        block_frames: int = BLOCK_FRAMES,
+    ) -> None:
         self.cache = cache
         self.device = device
         self.volume = volume
         self.block_frames = block_frames
-        self.voice_rate_hz = cache.synth.rate_hz
-        self.rate_hz = self.voice_rate_hz
+        self.wanted_rate_hz = rate_hz or cache.synth.rate_hz  # clips are resampled to it
+        self.rate_hz = self.wanted_rate_hz
         self._lock = threading.Lock()
         self._clips: list[Clip] = []  # by start frame; they never overlap
         self._frames = 0  # frames handed to the device since the stream opened
@@ -115,13 +122,13 @@ class Player:
         sd = import_sounddevice()
         device = device_arg(self.device)
         try:
-            self._stream = self._open_at(sd, device, self.voice_rate_hz)
+            self._stream = self._open_at(sd, device, self.wanted_rate_hz)
         except sd.PortAudioError as exc:
             if "sample rate" not in str(exc).lower():
                 raise self._device_error(exc) from exc
             info = sd.query_devices(device, "output")
             rate = int(info["default_samplerate"])
-            log.info("device refuses %d Hz; opening at %d Hz and resampling", self.voice_rate_hz, rate)
+            log.info("device refuses %d Hz; opening at %d Hz and resampling", self.wanted_rate_hz, rate)
             try:
                 self._stream = self._open_at(sd, device, rate)
             except sd.PortAudioError as exc2:
@@ -159,16 +166,17 @@ class Player:
         stream = self._stream
         if stream is not None and stream.active:
             return True
-        log.warning("the audio device stopped; reopening it")
-        try:
-            if stream is not None:
-                stream.close(ignore_errors=True)
+        if stream is not None:
+            log.warning("the audio device stopped at %.1f s; reopening it", self.now_s())
+            stream.close(ignore_errors=True)
             self._stream = None
+        try:
             self.open()
         except DeviceError as exc:
-            log.warning("%s", exc)
+            log.debug("still no device: %s", exc)  # tried again at the next check
             return False
         self.reopened += 1
+        log.warning("the audio device is back; carrying on at %.1f s", self.now_s())
         return True
 
     def close(self) -> None:

@@ -70,6 +70,10 @@ class Settings:
     volume: float = _opt("volume", "0.1 to 1.0", 0.8, kind=float, low=0.1, high=1.0)
     output_device: str | None = _opt("audio.output_device", "name or index; empty: the default", kind=str)
     input_device: str | None = _opt("audio.input_device", "name or index; empty: the default", kind=str)
+    output_rate_hz: int | None = _opt(
+        "audio.output_rate_hz", "empty: the voice's rate if the device takes it",
+        kind=int, low=8000, high=192_000,
+    )  # fmt: skip
 
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 

@@ -97,7 +97,7 @@ class PulseServer:
     def start(self, timeout_s: float = 10.0) -> PulseServer:
         if shutil.which("pulseaudio") is None or shutil.which("pactl") is None:
             raise PulseError("pulseaudio is not installed (apt-get install pulseaudio pulseaudio-utils)")
-        self.run_dir.mkdir(parents=True, mode=0o700)
+        self.run_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
         self.proc = subprocess.Popen(
             ["pulseaudio", "-n", "--daemonize=no", "--use-pid-file=no", "--system=no",
              "--exit-idle-time=-1", "--disable-shm=yes", "--realtime=no", "--high-priority=no",
@@ -126,6 +126,15 @@ class PulseServer:
         )
 
     def stop(self) -> None:
+        self.kill()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def restart(self) -> None:
+        """Kill the daemon (every stream on it dies) and start it again on the same socket."""
+        self.kill()
+        self.start()
+
+    def kill(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             subprocess.run(["pactl", "exit"], env=self._env(), capture_output=True, timeout=5)
@@ -135,4 +144,3 @@ class PulseServer:
                 proc.kill()
                 proc.wait()
         atexit.unregister(self.stop)
-        shutil.rmtree(self.base, ignore_errors=True)

@@ -146,3 +146,69 @@ def test_no_audio_device_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "cannot play on the default audio device" in result.stderr and "--mute" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_device_that_disappears_is_reopened_without_losing_the_place(
+    pulse: PulseServer, tmp_path: Path
+) -> None:
+    routine = tmp_path / "short.yaml"
+    routine.write_text(SHORT_ROUTINE)
+    script = tmp_path / "s.txt"
+    script.write_text("0 start back stretch\n")
+    timeline = tmp_path / "t.jsonl"
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }
+    command = [str(Path(sys.executable).parent / "backstretch"), "run", "--routine", str(routine),
+               "--script", str(script), "--timeline", str(timeline), "--quiet"]  # fmt: skip
+    run = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _reps_done(timeline) >= 2:  # mid-session: the first side under way
+            assert run.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)  # watching a real-time process from outside
+        pulse.restart()  # every stream on the daemon dies without a word
+        _, stderr = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 0, stderr
+    assert "reopening it" in stderr and "is back" in stderr
+    events = [json.loads(line) for line in timeline.read_text().splitlines()]
+    states = [e for e in events if e["event"] == "state"]
+    done = [
+        (b["side"], b["rep"]) for a, b in zip(states[1:], states, strict=False) if a["done"] == b["done"] + 1
+    ]
+    assert done == [("left", 1), ("left", 2), ("left", 3), ("right", 1), ("right", 2), ("right", 3)]
+    assert states[-1]["state"] == "finished"
+
+
+def _reps_done(timeline: Path) -> int:
+    if not timeline.exists():
+        return 0
+    states = [json.loads(line) for line in timeline.read_text().splitlines() if '"state"' in line]
+    return max((s["done"] for s in states), default=0)
+
+
+def test_a_device_at_another_rate_gets_resampled_audio(pulse: PulseServer, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("audio:\n  output_rate_hz: 48000\n")
+    recording = tmp_path / "rec.wav"
+    with Recorder(recording):
+        result = _backstretch("--config", str(config), "-v", "say", "breathe in", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "at 48000 Hz" in result.stderr
+    heard = read_wav(recording)
+    cache = CueCache(
+        Synthesizer(voices.resolve(voices.DEFAULT_VOICE), SpeechSettings()),
+        tmp_path / "cache" / "backstretch" / "cues",
+    )
+    _, score = find_clip(heard, cache.get("breathe in"), heard.duration_s / 2, window_s=heard.duration_s)
+    assert score > 0.8
+
+
+def test_devices_lists_the_pulse_devices(pulse: PulseServer, tmp_path: Path) -> None:
+    result = _backstretch("devices", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "pulse" in result.stdout and "default" in result.stdout
