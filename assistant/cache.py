@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
+import threading
 from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -44,6 +46,8 @@ class CueCache:
         key = hashlib.sha256(identity.encode()).hexdigest()[:16]
         self.dir = (root or default_dir()) / f"{synth.voice.name}-{key}"
         self._memory: dict[str, Audio] = {}
+        self._lock = threading.Lock()  # one synthesis at a time: prefetch runs in a thread
+        self._prefetch: queue.Queue[str] | None = None
         self.hits = 0  # served from memory or disk
         self.misses = 0  # synthesised
 
@@ -55,6 +59,29 @@ class CueCache:
 
     def get(self, text: str) -> Audio:
         """The audio for `text`, synthesising and storing it on a miss."""
+        with self._lock:
+            return self._get(text)
+
+    def prefetch(self, texts: Iterable[str]) -> None:
+        """Synthesise `texts` in the background, ahead of their slot (the resume line
+        while the user is paused, say)."""
+        if self._prefetch is None:
+            self._prefetch = queue.Queue()
+            threading.Thread(target=self._prefetch_loop, name="prefetch", daemon=True).start()
+        for text in texts:
+            if text not in self._memory:
+                self._prefetch.put(text)
+
+    def _prefetch_loop(self) -> None:
+        assert self._prefetch is not None
+        while True:
+            text = self._prefetch.get()
+            try:
+                self.get(text)
+            except Exception:  # a prefetch is a hint: the slot itself will try again and report
+                log.exception("prefetching %r", text)
+
+    def _get(self, text: str) -> Audio:
         audio = self._memory.get(text)
         if audio is not None:
             self.hits += 1

@@ -243,7 +243,11 @@ def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, 
             sinks.append(WavRenderer(args.out, cache, config.volume))
     if args.timeline:
         sinks.append(TimelineFile(args.timeline))
-    session = Session(dialogue, language, sinks, schedulers=[player] if player else [])
+    session = Session(
+        dialogue, language, sinks,
+        schedulers=[player] if player else [],
+        prefetch=player.cache.prefetch if player else lambda texts: None,
+    )  # fmt: skip
     if args.script is not None and player is None:
         run_script(session, utterances)
     else:

@@ -165,6 +165,13 @@ class Dialogue:
     def position(self) -> Position:
         return Position(self._resume_index(), self.done, self.pace)
 
+    def likely_texts(self) -> list[str]:
+        """Lines that depend on the moment and may well be said next: while paused, the
+        resume line (worth synthesising ahead, so "resume" is answered at once)."""
+        if self.state is State.PAUSED:
+            return [self.intents.say("resuming", **self._where())]
+        return []
+
     def foreseeable_texts(self) -> set[str]:
         """What a cue cache should hold before the session: every cue of the plan, every
         fixed reply, and the pace replies along the slower and faster steps."""

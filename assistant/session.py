@@ -29,12 +29,18 @@ class Session:
     """A dialogue, its intents and its sinks, driven by whoever owns the clock."""
 
     def __init__(
-        self, dialogue: Dialogue, intents: IntentSet, sinks: Sequence[Sink], schedulers: Sequence[Sink] = ()
+        self,
+        dialogue: Dialogue,
+        intents: IntentSet,
+        sinks: Sequence[Sink],
+        schedulers: Sequence[Sink] = (),
+        prefetch: Callable[[list[str]], None] = lambda texts: None,
     ) -> None:
         self.dialogue = dialogue
         self.intents = intents
         self.sinks = list(sinks)
         self.schedulers = list(schedulers)
+        self.prefetch = prefetch
         self._pending: list[tuple[float, int, Event]] = []
         self._order = itertools.count()
 
@@ -69,6 +75,7 @@ class Session:
         self._queue({"t": t, "event": "intent", "name": intent.name, "slots": dict(intent.slots)})
         self._queue_actions(self.dialogue.hear(intent, t))
         self.flush(t)
+        self.prefetch(self.dialogue.likely_texts())
         return True
 
     def run_until(self, t: float) -> None:

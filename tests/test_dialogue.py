@@ -309,3 +309,12 @@ def test_stop_summarises(knee_hug: Routine, lang: IntentSet) -> None:
     assert summary.kind == "stopped"
     assert f"You did {spell(dialogue.done)} of one hundred twenty" in summary.text
     assert "two minutes" in summary.text
+
+
+def test_likely_texts_while_paused_are_the_resume_line(knee_hug: Routine, lang: IntentSet) -> None:
+    dialogue = Dialogue(knee_hug, lang)
+    drive(dialogue, lang, [(0.0, "start"), (100.0, "pause")])
+    likely = dialogue.likely_texts()
+    resumed = says(dialogue.hear(lang.match("resume"), 110.0))  # type: ignore[arg-type]
+    assert likely == [resumed[0].text]
+    assert dialogue.likely_texts() == []  # running: nothing that depends on the moment

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +142,14 @@ def test_volume_is_not_in_the_cache(tmp_path: Path, synth: Synthesizer) -> None:
     cache = CueCache(synth, tmp_path)
     clip = cache.get("Louder.").samples
     assert np.array_equal(gain(clip, 0.5), np.clip(np.rint(clip * 0.5), -32768, 32767).astype(np.int16))
+
+
+def test_prefetch_synthesises_in_the_background(tmp_path: Path, synth: Synthesizer) -> None:
+    cache = CueCache(synth, tmp_path)
+    cache.prefetch(["Resuming: set two, right leg, rep seven."])
+    deadline = time.monotonic() + 30
+    while not cache.has("Resuming: set two, right leg, rep seven."):
+        assert time.monotonic() < deadline, "prefetch never finished"
+        time.sleep(0.05)  # waiting on a real background thread
+    cache.get("Resuming: set two, right leg, rep seven.")
+    assert cache.misses == 1 and cache.hits == 1
