@@ -7,26 +7,27 @@ from __future__ import annotations
 
 import argparse
 import logging
-import queue
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
 
-from assistant import __version__, intents, script, settings, voice_catalogue, voices
+from assistant import __version__, intents, models, script, settings, supervisor, voice_catalogue, voices
 from assistant.audio import Audio, gain, write_wav
 from assistant.cache import CueCache
+from assistant.capture import wav_chunks
 from assistant.dialogue import Dialogue, Say
 from assistant.errors import BackstretchError, DeviceError
 from assistant.intents import IntentSet
+from assistant.listen import CoachSpeech, Listener
 from assistant.numbers import spell_minutes
 from assistant.playback import Player, list_devices
 from assistant.progress import TerminalProgress
 from assistant.render import WavRenderer
 from assistant.routine import Routine
-from assistant.session import Heard, Session, run_live, run_script
+from assistant.session import Session, run_audio, run_script
+from assistant.store import ProgressStore, state_dir
+from assistant.stt import open_recognizer
 from assistant.timeline import Sink, TimelineFile, Transcript
 from assistant.tts import SpeechSettings, Synthesizer
 
@@ -58,9 +59,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="lines 'SECONDS TEXT', played on a virtual clock as fast as possible",
     )
+    source.add_argument(
+        "--in", dest="in_wav", type=Path, metavar="WAV",
+        help="a recording as the microphone, on the virtual clock (any rate, channels, 16/32-bit)",
+    )  # fmt: skip
     run.add_argument("--mute", action="store_true", help="print cues instead of speaking them")
     run.add_argument(
-        "--out", type=Path, metavar="WAV", help="with --script: render the coach's voice to a WAV"
+        "--out", type=Path, metavar="WAV", help="with --script or --in: render the coach's voice to a WAV"
     )
     run.add_argument("--timeline", type=Path, metavar="FILE", help="write every event as JSON Lines")
     run.add_argument("--quiet", action="store_true", help="print nothing (with --timeline)")
@@ -77,10 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     download = voice_sub.add_parser("download", help="fetch a voice from the piper voice collection")
     download.add_argument("name", help="a voice name, e.g. en_US-lessac-medium")
 
+    models = sub.add_parser("models", help="the vosk speech model")
+    models_sub = models.add_subparsers(dest="models_command", metavar="ACTION")
+    models_sub.add_parser("download", help="install vosk-model-small-en-us-0.15 (40 MB)")
+
     routine = sub.add_parser("routine", help="print the plan and how long it takes")
     with_routine(routine)
     sub.add_parser("config", help="print the effective configuration and where each value came from")
     sub.add_parser("phrases", help="list every phrase the coach understands, by intent")
+    sub.add_parser("history", help="list past sessions: date, duration, reps done")
     return parser
 
 
@@ -115,6 +125,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"# configuration file: {settings.default_path() if args.config is None else args.config}")
         print(settings.describe(config, routine, where))
         return 0
+    if args.command == "history":
+        return _history()
     if args.command == "phrases":
         for name in language.names:
             print(f"{name}:")
@@ -130,6 +142,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _say(args, config)
     if args.command == "devices":
         return _devices()
+    if args.command == "models":
+        if args.models_command != "download":
+            raise BackstretchError("usage: backstretch models download")
+        path = models.download(progress=TerminalProgress())
+        print(f"installed {path}; `backstretch run` now listens with vosk")
+        return 0
     return _run(args, config, routine, language)
 
 
@@ -183,6 +201,20 @@ def _devices() -> int:
     return 0
 
 
+def _history() -> int:
+    sessions = ProgressStore.history_at(state_dir())
+    if not sessions:
+        print("No sessions yet: say start back stretch.")
+        return 0
+    print(f"{'date':16}  {'duration':>8}  {'reps':>7}  end")
+    for entry in sessions:
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(entry["started"])))
+        minutes, seconds = divmod(round(float(entry["duration_s"])), 60)
+        reps = f"{entry['done']}/{entry['total']}"
+        print(f"{started:16}  {minutes:5d}:{seconds:02d}  {reps:>7}  {entry['end']}")
+    return 0
+
+
 def describe_plan(routine: Routine, language: IntentSet, verbosity: str) -> str:
     """The plan in words, with the length of an uninterrupted session."""
     first, second = routine.side_order()
@@ -219,13 +251,10 @@ def _format_s(seconds: float) -> str:
 
 
 def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, language: IntentSet) -> int:
-    if not args.text and args.script is None:
-        raise BackstretchError(
-            "listening to a microphone is not built yet; use --text to type commands "
-            "or --script FILE to play a script"
-        )
-    if args.out is not None and args.script is None:
-        raise BackstretchError("--out renders a --script session; add --script FILE")
+    if args.out is not None and args.script is None and args.in_wav is None:
+        raise BackstretchError("--out renders a --script or --in session; add one of them")
+    # --in always, and --script when muted or rendered, run on the virtual clock.
+    virtual = args.in_wav is not None or (args.script is not None and (args.mute or args.out is not None))
     utterances = script.load(args.script, language) if args.script else []
     dialogue = Dialogue(routine, language, config.verbosity, config.volume)
     sinks: list[Sink] = []
@@ -234,7 +263,7 @@ def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, 
     player: Player | None = None
     if args.out is not None or not args.mute:
         cache = open_voice(config)
-        if args.out is None:  # find the device before the user waits for the cues
+        if not virtual:  # find the device before the user waits for the cues
             player = Player(cache, config.output_device, config.volume, config.output_rate_hz)
             player.open()
         cache.warm(dialogue.foreseeable_texts(), TerminalProgress(unit="cues"))
@@ -243,47 +272,33 @@ def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, 
             sinks.append(WavRenderer(args.out, cache, config.volume))
     if args.timeline:
         sinks.append(TimelineFile(args.timeline))
+    store = None
+    if not virtual:  # a live session's place survives a restart; a simulated one leaves no trace
+        store = ProgressStore(dialogue)
+        sinks.append(store)
+    coach = CoachSpeech()
     session = Session(
         dialogue, language, sinks,
-        schedulers=[player] if player else [],
+        schedulers=[coach] + ([player] if player else []),
         prefetch=player.cache.prefetch if player else lambda texts: None,
     )  # fmt: skip
-    if args.script is not None and player is None:
+    listening = not args.text and args.script is None
+    listener = None
+    if listening:
+        recognizer = open_recognizer(config.stt_engine, language.phrases(), config.vosk_model)
+        listener = Listener(recognizer, language, coach, config.wake_word)
+    if args.in_wav is not None:
+        assert listener is not None
+        run_audio(session, listener, wav_chunks(args.in_wav))
+    elif virtual:
         run_script(session, utterances)
     else:
-        _live(session, player, utterances, sys.stdin if args.text else None)
+        supervisor.run(
+            session, player, store, listener, config.input_device, utterances,
+            stdin=sys.stdin if args.text else None, say=lambda text: print(text, file=sys.stderr),
+        )  # fmt: skip
     log.info("session over: %s, %d reps done", dialogue.state.value, dialogue.done)
     return 0
-
-
-def _live(
-    session: Session, player: Player | None, utterances: list[script.Utterance], stream: IO[str] | None
-) -> None:
-    """Real time: typed lines (when `stream` is given) and script lines, on the player's clock."""
-    lines: queue.Queue[Heard | None] = queue.Queue()
-    if stream is not None:
-        print("Type a command (help lists them); Ctrl-D ends.", file=sys.stderr)
-
-        def read() -> None:
-            for line in stream:
-                lines.put(Heard(line.rstrip("\n")))
-            lines.put(None)
-
-        threading.Thread(target=read, name="stdin", daemon=True).start()
-
-    def unknown(text: str) -> None:
-        print(f"         ({text!r} is no command; type help)", file=sys.stderr)
-
-    if player is not None:
-        player.start_session()
-        clock, watchdog = player.now_s, player.check
-    else:
-        origin = time.monotonic()
-        clock, watchdog = (lambda: time.monotonic() - origin), (lambda: True)
-    try:
-        run_live(session, lines, clock, utterances, on_unknown=unknown, watchdog=watchdog)
-    except KeyboardInterrupt:
-        pass  # run_live has ended the session with its summary, and the player played it
 
 
 if __name__ == "__main__":

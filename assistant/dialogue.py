@@ -89,9 +89,12 @@ def estimate_speech_s(text: str) -> float:
 
 @dataclass(frozen=True)
 class Position:
-    """Where a session stands, enough to pick it up again."""
+    """Where a session stands, enough to pick it up again: the rep to go back to
+    (rep 0: the start of that side), the reps done, and the pace."""
 
-    step_index: int
+    set_no: int
+    side: str
+    rep: int
     done: int
     pace: Pace
 
@@ -121,6 +124,7 @@ class Dialogue:
         self.busy_until = 0.0  # when the last utterance ends
         self.started_at = 0.0
         self.last_instruction = ""
+        self.saved: int | None = None  # a step to carry on from, offered after a restart
         self._reported: tuple[object, ...] = ()
 
     # -- the two events ------------------------------------------------------
@@ -163,7 +167,38 @@ class Dialogue:
         return sum(self._nominal_s(s) for s in self.steps)
 
     def position(self) -> Position:
-        return Position(self._resume_index(), self.done, self.pace)
+        step = self.steps[min(self._resume_index(), len(self.steps) - 1)]
+        return Position(step.set_no, step.side, step.rep, self.done, self.pace)
+
+    def interrupt(self, t: float) -> list[Action]:
+        """The program is ending with the session under way (Ctrl-C, SIGTERM, end of
+        input): fall silent and keep the place, as a pause does, without a word."""
+        out: list[Action] = []
+        if self.state is State.RUNNING:
+            self._interrupt(t, out)
+            self.index = self._resume_index()
+            self.state = State.PAUSED
+            self._report(t, out)
+        return out
+
+    def offer(self, saved: Position, t: float) -> list[Action]:
+        """After a restart: offer to carry on from `saved`. Resume picks it up; start
+        begins again. A position the routine does not have (it changed) is ignored."""
+        index = next(
+            (
+                i
+                for i, step in enumerate(self.steps)
+                if (step.set_no, step.side, step.rep) == (saved.set_no, saved.side, saved.rep)
+            ),
+            None,
+        )
+        if index is None or self.state is not State.IDLE:
+            log.info("not offering %s: not in this routine", saved)
+            return []
+        self.saved, self.index, self.done, self.pace = index, index, saved.done, saved.pace
+        out: list[Action] = []
+        self._reply(t, "offer", out, **self._where())
+        return out
 
     def likely_texts(self) -> list[str]:
         """Lines that depend on the moment and may well be said next: while paused, the
@@ -258,6 +293,8 @@ class Dialogue:
         return duration
 
     def _reply(self, t: float, key: str, out: list[Action], **values: object) -> None:
+        if key in ("hint", "help_idle") and self.state is State.IDLE and self.saved is not None:
+            key, values = "offer", self._where()  # a restart's offer still stands
         self._say(t, self.intents.say(key, **values), "reply", out)
 
     def _interrupt(self, t: float, out: list[Action]) -> None:
@@ -294,6 +331,8 @@ class Dialogue:
         else:
             self.state = State.RUNNING
             self.done = 0
+            self.saved = None
+            self.pace = self.routine.pace
             self.started_at = t
             self._begin_step(0, t, out, fresh=True)
 
@@ -317,6 +356,12 @@ class Dialogue:
             self._begin_step(self.index, t, out, fresh=True)
         elif self.state is State.RUNNING:
             self._reply(t, "already_running", out, **self._where())
+        elif self.state is State.IDLE and self.saved is not None:
+            index, self.saved = self.saved, None
+            self.state = State.RUNNING
+            self.started_at = t
+            self._reply(t, "resuming", out, **self._where())
+            self._begin_step(index, t, out, fresh=True)
         else:
             self._reply(t, "hint", out)
 

@@ -254,6 +254,7 @@ RESPONSES = (
     "not_running",
     "skip",
     "skip_last",
+    "offer",
 )
 
 

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+NO_DEVICE_HINT = (
+    "`backstretch devices` lists the devices; without one, use --text --mute, "
+    "--in FILE.wav, --out FILE.wav or `make demo`"
+)
 BLOCK_FRAMES = 1024  # ~46 ms at 22050 Hz; helper measurements: exact onsets, no underflows
 LATENCY = "high"
 
@@ -156,10 +160,7 @@ class Player:
 
     def _device_error(self, exc: Exception) -> DeviceError:
         where = f"audio device {self.device!r}" if self.device else "the default audio device"
-        return DeviceError(
-            f"cannot play on {where} ({exc}); `backstretch devices` lists the devices, "
-            f"or use --mute, --out FILE or `make demo` to run without one"
-        )
+        return DeviceError(f"cannot play on {where} ({exc}); {NO_DEVICE_HINT}")
 
     def check(self) -> bool:
         """Reopen the stream if the device went away; True while it plays."""

@@ -17,8 +17,10 @@ import queue
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from assistant.dialogue import Action, Cut, Dialogue, State
+from assistant.capture import Chunk
+from assistant.dialogue import Action, Cut, Dialogue, Position, State
 from assistant.intents import IntentSet
+from assistant.listen import Listener
 from assistant.script import Utterance
 from assistant.timeline import Event, Sink, record
 
@@ -63,16 +65,18 @@ class Session:
             self._pending = kept
             heapq.heapify(self._pending)
 
-    def hear(self, text: str, t: float) -> bool:
-        """The user said `text` at `t`; False when it is no command."""
+    def hear(self, text: str, t: float, speech_end_s: float | None = None) -> bool:
+        """The user said `text`, understood at `t` (speech ended at `speech_end_s`, for
+        a recogniser); False when it is no command."""
         self.run_until(t)
-        self._queue({"t": t, "event": "heard", "text": text})
+        times = {} if speech_end_s is None else {"speech_end": speech_end_s, "fired": t}
+        self._queue({"t": t, "event": "heard", "text": text, **times})
         intent = self.intents.match(text)
         if intent is None:
             log.info("not a command: %r", text)
             self.flush(t)
             return False
-        self._queue({"t": t, "event": "intent", "name": intent.name, "slots": dict(intent.slots)})
+        self._queue({"t": t, "event": "intent", "name": intent.name, "slots": dict(intent.slots), **times})
         self._queue_actions(self.dialogue.hear(intent, t))
         self.flush(t)
         self.prefetch(self.dialogue.likely_texts())
@@ -97,12 +101,14 @@ class Session:
                 sink.write(event)
 
     def end(self, t: float) -> None:
-        """Stop a session still under way (end of input, Ctrl-C), so it ends with its summary."""
-        if self.dialogue.state in (State.RUNNING, State.PAUSED):
-            stop = self.intents.match("stop")
-            if stop is not None:
-                self.run_until(t)
-                self._queue_actions(self.dialogue.hear(stop, t))
+        """The program is ending (end of input, Ctrl-C, SIGTERM): a session under way
+        falls silent and keeps its place, for the next run to offer."""
+        self.run_until(t)
+        self._queue_actions(self.dialogue.interrupt(t))
+
+    def offer(self, saved: Position, t: float) -> None:
+        """After a restart: the coach offers to carry on from `saved`."""
+        self._queue_actions(self.dialogue.offer(saved, t))
 
     def close(self) -> None:
         self.flush(math.inf)
@@ -110,6 +116,21 @@ class Session:
             sink.close()
         for scheduler in self.schedulers:
             scheduler.close()
+
+
+def run_audio(session: Session, listener: Listener, chunks: Iterable[Chunk]) -> None:
+    """Recorded audio as the microphone, on the virtual clock its samples define; then
+    the session runs to its end."""
+    end = 0.0
+    for chunk in chunks:
+        for command in listener.feed(chunk):
+            session.hear(command.text, command.fired_s, command.speech_end_s)
+        session.run_until(chunk.end_s)
+        end = chunk.end_s
+    for command in listener.flush(end):
+        session.hear(command.text, command.fired_s, command.speech_end_s)
+    session.run_until(math.inf)
+    session.close()
 
 
 def run_script(session: Session, script: Sequence[Utterance]) -> None:
@@ -124,10 +145,12 @@ def run_script(session: Session, script: Sequence[Utterance]) -> None:
 
 @dataclass(frozen=True)
 class Heard:
-    """Something the user said; `t` is when (session time), or None for "now"."""
+    """Something the user said; `t` is when (session time), or None for "now"; a
+    recogniser also gives where the speech ended."""
 
     text: str
     t: float | None = None
+    speech_end_s: float | None = None
 
 
 LOOKAHEAD_S = 0.3  # cues are decided this far ahead, so a player gets them before their sample
@@ -147,7 +170,7 @@ def run_live(
 
     Ends at the end of input, or, with a script and no other input, once the script
     is played and the session is no longer running. A session still under way at
-    the end is stopped, so it ends with its summary.
+    the end keeps its place (see `Session.end`).
     """
     pending = list(script)
     try:
@@ -171,7 +194,8 @@ def run_live(
                 continue
             if item is None:
                 break
-            if item.text.strip() and not session.hear(item.text, clock() if item.t is None else item.t):
+            said_at = clock() if item.t is None else item.t
+            if item.text.strip() and not session.hear(item.text, said_at, item.speech_end_s):
                 on_unknown(item.text)
     finally:
         session.end(clock())

@@ -75,6 +75,13 @@ class Settings:
         kind=int, low=8000, high=192_000,
     )  # fmt: skip
 
+    stt_engine: str = _opt(
+        "stt.engine", "auto (vosk if a model is installed), vosk or pocketsphinx", "auto",
+        kind=str, choices=("auto", "vosk", "pocketsphinx"),
+    )  # fmt: skip
+    vosk_model: str | None = _opt("stt.vosk_model", "a vosk model folder; empty: the installed one", kind=str)
+    wake_word: str | None = _opt("stt.wake_word", "when set, a command counts only after it", kind=str)
+
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def apply(self, routine: Routine) -> Routine:

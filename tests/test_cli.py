@@ -111,7 +111,7 @@ def test_phrases_lists_every_intent(capsys: pytest.CaptureFixture[str]) -> None:
         ({"s.txt": "0 sing a song\n"}, ["run", "--script", "s.txt"], "'sing a song' is no command"),
         ({}, ["run", "--script", "missing.txt"], "cannot read the script"),
         ({"r.yaml": "sets: -1\n"}, ["routine", "--routine", "r.yaml"], "r.yaml:1: sets: must be between"),
-        ({}, ["run"], "use --text"),
+        ({}, ["run"], "without one, use --text --mute, --in FILE.wav, --out FILE.wav or `make demo`"),
         (
             {"s.txt": "0 start\n"},
             ["run", "--script", "s.txt", "--mute", "--timeline", "no/such/dir/t.jsonl"],
@@ -139,25 +139,35 @@ def _entry_point() -> str:
     return str(Path(sys.executable).parent / "backstretch")
 
 
-def test_text_mode_through_the_entry_point(tmp_path: Path) -> None:
-    """Typed commands on stdin, the real clock; end of input stops with a summary."""
-    timeline = tmp_path / "t.jsonl"
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
-    result = subprocess.run(
+def _text_run(home: Path, typed: str, timeline: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(home), "XDG_STATE_HOME": str(home / "state")}
+    return subprocess.run(
         [_entry_point(), "run", "--text", "--mute", "--timeline", str(timeline)],
-        input="start back stretch\nwhat\nhold on\n",
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "'what' is no command" in result.stderr
-    events = _timeline(timeline)
+        input=typed, capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_text_mode_and_a_place_that_survives_the_program(tmp_path: Path) -> None:
+    """Typed commands in real time; end of input keeps the place; the next run offers it."""
+    first = _text_run(tmp_path, "start back stretch\nwhat\nhold on\n", tmp_path / "1.jsonl")
+    assert first.returncode == 0, first.stderr
+    assert "'what' is no command" in first.stderr and "offers to carry on" in first.stderr
+    events = _timeline(tmp_path / "1.jsonl")
     assert [e["name"] for e in events if e["event"] == "intent"] == ["start", "pause"]
-    assert events[-1]["event"] in ("say", "state")
-    assert any(e["event"] == "say" and e["kind"] == "stopped" for e in events)
+    assert [e for e in events if e["event"] == "state"][-1]["state"] == "paused"
+
+    second = _text_run(tmp_path, "keep going\nI'm done\n", tmp_path / "2.jsonl")
+    assert second.returncode == 0, second.stderr
+    events = _timeline(tmp_path / "2.jsonl")
+    says = [e for e in events if e["event"] == "say"]
+    assert says[0]["text"].startswith("You stopped at set one, left leg, rep one. Say resume to carry on")
+    assert [e["name"] for e in events if e["event"] == "intent"] == ["resume", "stop"]
+    assert says[-1]["kind"] == "stopped"  # typed at once: the stop cut the resume off
+
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    history = subprocess.run([_entry_point(), "history"], env=env, capture_output=True, text=True, check=True)
+    ends = [line.split()[-1] for line in history.stdout.splitlines()[1:]]
+    assert ends == ["interrupted", "stopped"]
 
 
 def test_python_dash_m(tmp_path: Path) -> None:

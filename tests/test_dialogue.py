@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assistant import intents, routine
-from assistant.dialogue import BREATH_BOUNDS_S, Cut, Dialogue, Say, State, StateChange, Volume
+from assistant.dialogue import BREATH_BOUNDS_S, Cut, Dialogue, Position, Say, State, StateChange, Volume
 from assistant.intents import IntentSet
 from assistant.numbers import spell
 from assistant.routine import Routine, StepKind, plan
@@ -318,3 +318,50 @@ def test_likely_texts_while_paused_are_the_resume_line(knee_hug: Routine, lang: 
     resumed = says(dialogue.hear(lang.match("resume"), 110.0))  # type: ignore[arg-type]
     assert likely == [resumed[0].text]
     assert dialogue.likely_texts() == []  # running: nothing that depends on the moment
+
+
+def test_a_saved_position_is_offered_and_resumed(knee_hug: Routine, lang: IntentSet) -> None:
+    first = Dialogue(knee_hug, lang)
+    drive(first, lang, [(0.0, "start"), (200.0, "slower"), (300.0, "pause")])
+    saved = first.position()
+    assert (saved.done, saved.pace) == (first.done, first.pace) and saved.rep > 0
+
+    later = Dialogue(knee_hug, lang)
+    offer = says(later.offer(saved, 0.0))
+    side, rep = saved.side, spell(saved.rep)
+    assert offer[0].text.startswith(f"You stopped at set one, {side} leg, rep {rep}.")
+    hint = says(later.hear(lang.match("status"), 10.0))  # type: ignore[arg-type]
+    assert "We have not started" in hint[0].text
+    again = says(later.hear(lang.match("help"), 20.0))  # type: ignore[arg-type]
+    assert again[0].text == offer[0].text  # the offer stands
+    actions = later.hear(lang.match("resume"), 30.0)  # type: ignore[arg-type]
+    assert says(actions)[0].text == f"Resuming: set one, {side} leg, rep {rep}."
+    assert (later.done, later.pace, later.current.rep) == (saved.done, saved.pace, saved.rep)
+    rest = drive(later, lang, [])
+    assert len(completed_reps(actions + rest)) == 120 - saved.done  # picks up, loses nothing
+
+
+def test_start_after_an_offer_begins_again(knee_hug: Routine, lang: IntentSet) -> None:
+    first = Dialogue(knee_hug, lang)
+    drive(first, lang, [(0.0, "start"), (200.0, "faster"), (300.0, "pause")])
+    later = Dialogue(knee_hug, lang)
+    later.offer(first.position(), 0.0)
+    later.hear(lang.match("start back stretch"), 5.0)  # type: ignore[arg-type]
+    assert (later.done, later.pace, later.index) == (0, knee_hug.pace, 0)
+
+
+def test_an_offer_the_routine_does_not_have_is_ignored(knee_hug: Routine, lang: IntentSet) -> None:
+    short = Dialogue(replace(knee_hug, reps_per_side=5), lang)
+    assert short.offer(Position(1, "left", 12, 11, knee_hug.pace), 0.0) == []
+    assert short.saved is None
+
+
+def test_interrupt_keeps_the_place_silently(knee_hug: Routine, lang: IntentSet) -> None:
+    dialogue = Dialogue(knee_hug, lang)
+    dialogue.hear(lang.match("start"), 0.0)  # type: ignore[arg-type]
+    while (wake := dialogue.next_wakeup()) is not None and wake < 100.0:
+        dialogue.advance(wake)
+    before = dialogue.position()
+    actions = dialogue.interrupt(100.0)
+    assert dialogue.state is State.PAUSED and says(actions) == []
+    assert dialogue.position() == before

@@ -144,7 +144,7 @@ def test_no_audio_device_is_one_line(tmp_path: Path) -> None:
         command, env=os_env, input="", capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 2, result.stderr
-    assert "cannot play on the default audio device" in result.stderr and "--mute" in result.stderr
+    assert "cannot play on the default audio device" in result.stderr and "make demo" in result.stderr
     assert "Traceback" not in result.stderr
 
 

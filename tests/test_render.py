@@ -96,7 +96,7 @@ def test_say_renders_one_line(home: Path, shared_cache: Path, monkeypatch: pytes
 
 def test_out_needs_a_script(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--text", "--out", str(home / "x.wav")]) == 2
-    assert "--out renders a --script session" in capsys.readouterr().err
+    assert "--out renders a --script or --in session" in capsys.readouterr().err
 
 
 def test_unknown_voice_is_exit_2(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
