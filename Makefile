@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(VENV)/bin/backstretch run --script demo/script.txt --mute --timeline demo/timeline.jsonl
+	$(VENV)/bin/backstretch demo --dir demo
 
 test: $(STAMP)
 	$(PY) -m ruff check assistant tests

@@ -9,6 +9,7 @@ A damaged cache file is synthesised again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -47,7 +48,8 @@ class CueCache:
         self.dir = (root or default_dir()) / f"{synth.voice.name}-{key}"
         self._memory: dict[str, Audio] = {}
         self._lock = threading.Lock()  # one synthesis at a time: prefetch runs in a thread
-        self._prefetch: queue.Queue[str] | None = None
+        self._prefetch: queue.Queue[str | None] | None = None
+        self._prefetcher: threading.Thread | None = None
         self.hits = 0  # served from memory or disk
         self.misses = 0  # synthesised
 
@@ -67,15 +69,25 @@ class CueCache:
         while the user is paused, say)."""
         if self._prefetch is None:
             self._prefetch = queue.Queue()
-            threading.Thread(target=self._prefetch_loop, name="prefetch", daemon=True).start()
+            self._prefetcher = threading.Thread(target=self._prefetch_loop, name="prefetch", daemon=True)
+            self._prefetcher.start()
         for text in texts:
             if text not in self._memory:
                 self._prefetch.put(text)
 
+    def close(self) -> None:
+        """Stop prefetching, after the synthesis under way: piper must not be cut off
+        in the middle of a run by the interpreter shutting down (it aborts)."""
+        if self._prefetch is not None and self._prefetcher is not None:
+            with contextlib.suppress(queue.Empty):  # drop what is waiting; the thread may take one
+                while True:
+                    self._prefetch.get_nowait()
+            self._prefetch.put(None)
+            self._prefetcher.join(timeout=30)
+
     def _prefetch_loop(self) -> None:
         assert self._prefetch is not None
-        while True:
-            text = self._prefetch.get()
+        while (text := self._prefetch.get()) is not None:
             try:
                 self.get(text)
             except Exception:  # a prefetch is a hint: the slot itself will try again and report

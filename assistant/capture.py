@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,8 @@ class Microphone:
         self._stream: Any = None
         self._resampler: Any = None
         self._frames = 0  # 16 kHz frames delivered: the microphone's audio clock
+        self._closed = threading.Event()  # closed on purpose: not to be reopened
+        self._lock = threading.Lock()  # one open or close at a time
         self.overflows = 0
 
     def open(self) -> None:
@@ -94,8 +97,8 @@ class Microphone:
 
     def chunks(self, timeout_s: float = 1.0) -> Iterator[Chunk | None]:
         """Chunks as they come; None when nothing came within `timeout_s` (or the device
-        went away), so the caller can check on things and carry on."""
-        while True:
+        went away), so the caller can check on things and carry on. Ends once closed."""
+        while not self._closed.is_set():
             try:
                 block = self._queue.get(timeout=timeout_s)
             except queue.Empty:
@@ -112,17 +115,24 @@ class Microphone:
     def reopen(self) -> None:
         """Open the device again after it vanished. The audio clock stood still while it
         was gone: the caller maps audio time to session time afresh."""
-        self.close()
-        self.open()
+        with self._lock:
+            if self._closed.is_set():
+                return
+            if self._stream is not None:
+                self._stream.close(ignore_errors=True)
+                self._stream = None
+            self.open()
         log.info("microphone reopened at %.1f s of audio", self.now_s())
 
     def now_s(self) -> float:
         return self._frames / RATE_HZ
 
     def active(self) -> bool:
-        return self._stream is not None and bool(self._stream.active)
+        return self._closed.is_set() or (self._stream is not None and bool(self._stream.active))
 
     def close(self) -> None:
-        if self._stream is not None:
-            self._stream.close(ignore_errors=True)
-            self._stream = None
+        self._closed.set()
+        with self._lock:
+            if self._stream is not None:
+                self._stream.close(ignore_errors=True)
+                self._stream = None

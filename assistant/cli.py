@@ -12,11 +12,22 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from assistant import __version__, intents, models, script, settings, supervisor, voice_catalogue, voices
-from assistant.audio import Audio, gain, write_wav
+from assistant import (
+    __version__,
+    demo,
+    intents,
+    models,
+    script,
+    service,
+    settings,
+    supervisor,
+    voice_catalogue,
+    voices,
+)
+from assistant.audio import Audio, gain, read_wav, write_wav
 from assistant.cache import CueCache
 from assistant.capture import wav_chunks
-from assistant.dialogue import Dialogue, Say
+from assistant.dialogue import Dialogue, Say, simulate
 from assistant.errors import BackstretchError, DeviceError
 from assistant.intents import IntentSet
 from assistant.listen import CoachSpeech, Listener
@@ -91,6 +102,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("config", help="print the effective configuration and where each value came from")
     sub.add_parser("phrases", help="list every phrase the coach understands, by intent")
     sub.add_parser("history", help="list past sessions: date, duration, reps done")
+    service = sub.add_parser("service", help="start the coach at boot (systemd user unit)")
+    service_sub = service.add_subparsers(dest="service_command", metavar="ACTION")
+    service_install = service_sub.add_parser("install", help="write, enable and start the unit")
+    service_install.add_argument("--no-enable", action="store_true", help="only write the unit file")
+    demo = sub.add_parser("demo", help="a whole spoken session without microphone or speaker (make demo)")
+    demo.add_argument(
+        "--dir", type=Path, default=Path("demo"), help="where to write the audio (default: demo/)"
+    )
     return parser
 
 
@@ -127,6 +146,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "history":
         return _history()
+    if args.command == "service":
+        if args.service_command != "install":
+            raise BackstretchError("usage: backstretch service install [--no-enable]")
+        path = service.install(args.config, enable=not args.no_enable)
+        done = "written" if args.no_enable else "enabled and started"
+        print(f"{path}: {done}; logs: journalctl --user -u backstretch")
+        return 0
+    if args.command == "demo":
+        return _demo(args.dir, language)
     if args.command == "phrases":
         for name in language.names:
             print(f"{name}:")
@@ -201,6 +229,30 @@ def _devices() -> int:
     return 0
 
 
+def _demo(folder: Path, language: IntentSet) -> int:
+    """The main job on the embedded defaults: the user's configuration is not read."""
+    config = settings.Settings()
+    routine = config.load_routine()
+    cache = open_voice(config)
+    dialogue = Dialogue(routine, language, config.verbosity, config.volume)
+    cache.warm(dialogue.foreseeable_texts(), TerminalProgress(unit="cues"))
+    dialogue.speech_s = cache.duration_s
+    listener_wav = demo.write_listener(folder, routine, language, cache, config.verbosity)
+    coach = CoachSpeech()
+    session_wav = folder / "session.wav"
+    sinks: list[Sink] = [Transcript(sys.stdout), TimelineFile(folder / "timeline.jsonl"),
+                         WavRenderer(session_wav, cache, config.volume)]  # fmt: skip
+    session = Session(dialogue, language, sinks, schedulers=[coach])
+    recognizer = open_recognizer(config.stt_engine, language.phrases(), config.vosk_model)
+    run_audio(session, Listener(recognizer, language, coach), wav_chunks(listener_wav))
+    write_wav(folder / "conversation.wav", demo.mix(read_wav(session_wav), read_wav(listener_wav)))
+    print(
+        f"\nWrote {folder}/: listener.wav (what the user says), session.wav (the coach), "
+        f"conversation.wav (both), timeline.jsonl."
+    )
+    return 0
+
+
 def _history() -> int:
     sessions = ProgressStore.history_at(state_dir())
     if not sessions:
@@ -235,13 +287,9 @@ def describe_plan(routine: Routine, language: IntentSet, verbosity: str) -> str:
 
 def session_length_s(routine: Routine, language: IntentSet, verbosity: str) -> float:
     """The length of an uninterrupted session, by running one on the virtual clock."""
-    dialogue = Dialogue(routine, language, verbosity)
     start = language.match("start")
     assert start is not None
-    actions = dialogue.hear(start, 0.0)
-    while (wake := dialogue.next_wakeup()) is not None:
-        actions += dialogue.advance(wake)
-    says = [a for a in actions if isinstance(a, Say)]
+    says = [a for a in simulate(Dialogue(routine, language, verbosity), [(0.0, start)]) if isinstance(a, Say)]
     return max(a.t + a.duration_s for a in says)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from assistant import cues
@@ -200,12 +200,16 @@ class Dialogue:
         self._reply(t, "offer", out, **self._where())
         return out
 
-    def likely_texts(self) -> list[str]:
-        """Lines that depend on the moment and may well be said next: while paused, the
-        resume line (worth synthesising ahead, so "resume" is answered at once)."""
+    def likely_texts(self, t: float) -> list[str]:
+        """Lines that depend on the moment and may be asked for next, worth synthesising
+        ahead so the answer is immediate: the summary if the user stopped at `t`, and,
+        while paused, the resume line."""
+        if self.state not in (State.RUNNING, State.PAUSED):
+            return []
+        out = [self._summary_text("stopped", t)]
         if self.state is State.PAUSED:
-            return [self.intents.say("resuming", **self._where())]
-        return []
+            out.append(self.intents.say("resuming", **self._where()))
+        return out
 
     def foreseeable_texts(self) -> set[str]:
         """What a cue cache should hold before the session: every cue of the plan, every
@@ -263,13 +267,16 @@ class Dialogue:
         self._summary("finished", t, out)
         self._report(t, out)
 
-    def _summary(self, key: str, t: float, out: list[Action]) -> None:
-        text = self.routine.cues[key].format(
+    def _summary_text(self, key: str, t: float) -> str:
+        return str(self.routine.cues[key]).format(
             sets=spell(self.routine.sets),
             done=spell(self.done),
             total=spell(self.routine.total_reps),
             minutes=spell_minutes(max(t, self.busy_until) - self.started_at),
         )
+
+    def _summary(self, key: str, t: float, out: list[Action]) -> None:
+        text = self._summary_text(key, t)
         self._say(t, text, key, out)
         self.last_instruction = text
 
@@ -456,3 +463,15 @@ class Dialogue:
     def _on_help(self, intent: Intent, t: float, out: list[Action]) -> None:
         running = self.state in (State.RUNNING, State.PAUSED)
         self._reply(t, "help" if running else "help_idle", out)
+
+
+def simulate(dialogue: Dialogue, commands: Iterable[tuple[float, Intent]]) -> list[Action]:
+    """Run `dialogue` on the virtual clock: each intent at its time, then on to the end."""
+    out: list[Action] = []
+    for t, intent in commands:
+        while (wake := dialogue.next_wakeup()) is not None and wake <= t:
+            out += dialogue.advance(wake)
+        out += dialogue.hear(intent, t)
+    while (wake := dialogue.next_wakeup()) is not None:
+        out += dialogue.advance(wake)
+    return out

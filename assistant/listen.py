@@ -6,8 +6,9 @@ Design (see README, "It never obeys itself"):
   to nothing, or to a rejection.
 - On top of that, speech that overlaps the coach's own speech (plus a short tail
   for the room and the device latency) is gated: it counts only when it is a
-  barge-in command, "pause" or "stop" in any of their phrasings, which the
-  coach never says. Commands said between cues are always heard.
+  barge-in phrase, "pause", "wait", "hold on" or "stop" and a few more. The
+  coach says those only when listing the commands (help): over such a sentence
+  nothing counts at all. Commands said between cues are always heard.
 - With a wake word set, a command counts only after it ("coach, pause").
 """
 
@@ -17,38 +18,53 @@ import logging
 from dataclasses import dataclass, field
 
 from assistant.capture import Chunk
-from assistant.intents import IntentSet, normalise
+from assistant.intents import IntentSet, normalise, strip_fillers
 from assistant.stt import Hypothesis, Recognizer
 from assistant.timeline import Event
 
 log = logging.getLogger(__name__)
 
-BARGE_IN = frozenset({"pause", "stop"})  # the only commands that count over a cue
+# The only phrases that count over a cue: pause and stop in a few robust phrasings. Not
+# every phrasing: a short cue picked up by the microphone can decode to "end" or "quit".
+BARGE_IN = frozenset(
+    {"pause", "pause it", "wait", "hold on", "hang on", "stop", "stop it", "stop now",
+     "stop the stretch", "stop the exercise", "stop the session"}
+)  # fmt: skip
 TAIL_S = 0.3  # the coach's voice lingers this long after its last sample (room, latency)
+
+
+def says_barge_in(text: str) -> bool:
+    """Whether `text` contains a barge-in phrase ("...you can say pause, ... or stop.")."""
+    words = normalise(text).split()
+    return any(words[i : i + len(p.split())] == p.split() for p in BARGE_IN for i in range(len(words)))
 
 
 @dataclass
 class CoachSpeech:
-    """When the coach is speaking, in session time; a scheduler sink of the session."""
+    """When the coach is speaking, in session time; a scheduler sink of the session.
 
-    spans: list[tuple[float, float]] = field(default_factory=list)
+    Each span is (start, end, strict): a strict span is a sentence that itself contains
+    a barge-in phrase (the help line lists "pause" and "stop"), over which nothing counts."""
+
+    spans: list[tuple[float, float, bool]] = field(default_factory=list)
 
     def write(self, event: Event) -> None:
         if event["event"] == "say":
             start = float(event["t"])
-            self.spans.append((start, start + float(event["duration"])))
+            strict = says_barge_in(str(event["text"]))
+            self.spans.append((start, start + float(event["duration"]), strict))
         elif event["event"] == "cut":
             at = float(event["t"])
-            self.spans = [(s, min(e, at)) for s, e in self.spans if s < at]
+            self.spans = [(s, min(e, at), k) for s, e, k in self.spans if s < at]
 
     def close(self) -> None:
         pass
 
-    def overlaps(self, start_s: float, end_s: float) -> bool:
-        return any(s < end_s and start_s < e + TAIL_S for s, e in self.spans)
+    def overlaps(self, start_s: float, end_s: float, strict_only: bool = False) -> bool:
+        return any(s < end_s and start_s < e + TAIL_S and (k or not strict_only) for s, e, k in self.spans)
 
     def forget_before(self, t: float) -> None:
-        self.spans = [(s, e) for s, e in self.spans if e + TAIL_S > t]
+        self.spans = [(s, e, k) for s, e, k in self.spans if e + TAIL_S > t]
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,12 @@ class Listener:
         found = [self._accept(h) for h in self.recognizer.flush(end_s)]
         return [c for c in found if c is not None]
 
+    def _gated(self, text: str, start: float, end: float) -> bool:
+        assert self.coach is not None
+        if not self.coach.overlaps(start, end):
+            return False
+        return strip_fillers(text) not in BARGE_IN or self.coach.overlaps(start, end, strict_only=True)
+
     def _accept(self, hyp: Hypothesis) -> Command | None:
         start, end, fired = (hyp.speech_start_s + self.offset_s, hyp.speech_end_s + self.offset_s,
                              hyp.final_s + self.offset_s)  # fmt: skip
@@ -111,7 +133,7 @@ class Listener:
         if intent is None:
             self.rejected += 1
             return None
-        if self.coach is not None and self.coach.overlaps(start, end) and intent.name not in BARGE_IN:
+        if self.coach is not None and self._gated(text, start, end):
             self.gated += 1
             log.info("%.2f s: %r ignored: the coach was speaking", end, text)
             return None

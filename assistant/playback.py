@@ -188,6 +188,7 @@ class Player:
             self._stream.stop(ignore_errors=True)
             self._stream.close(ignore_errors=True)
             self._stream = None
+        self.cache.close()
 
     def drain_s(self) -> float:
         """Seconds of scheduled speech still to play."""

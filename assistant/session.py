@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from assistant.capture import Chunk
-from assistant.dialogue import Action, Cut, Dialogue, Position, State
+from assistant.dialogue import Action, Cut, Dialogue, Position, State, StateChange
 from assistant.intents import IntentSet
 from assistant.listen import Listener
 from assistant.script import Utterance
@@ -43,6 +43,9 @@ class Session:
         self.sinks = list(sinks)
         self.schedulers = list(schedulers)
         self.prefetch = prefetch
+        # In real time: the clock, so that events reach the sinks (timeline, transcript) only
+        # once they happen, though the dialogue decides a lookahead ahead for the player.
+        self.clock: Callable[[], float] | None = None
         self._pending: list[tuple[float, int, Event]] = []
         self._order = itertools.count()
 
@@ -52,10 +55,15 @@ class Session:
         heapq.heappush(self._pending, (event["t"], next(self._order), event))
 
     def _queue_actions(self, actions: Iterable[Action]) -> None:
+        changed = None
         for action in actions:
             if isinstance(action, Cut):
                 self._drop_speech_from(action.t)
+            elif isinstance(action, StateChange):
+                changed = action.t
             self._queue(record(action))
+        if changed is not None:  # a new rep, or paused: what may be asked for next changes
+            self.prefetch(self.dialogue.likely_texts(changed))
 
     def _drop_speech_from(self, t: float) -> None:
         """A cut silences what plays at `t` and drops what was decided to follow it
@@ -65,9 +73,12 @@ class Session:
             self._pending = kept
             heapq.heapify(self._pending)
 
-    def hear(self, text: str, t: float, speech_end_s: float | None = None) -> bool:
+    def hear(
+        self, text: str, t: float, speech_end_s: float | None = None, answer_at: float | None = None
+    ) -> bool:
         """The user said `text`, understood at `t` (speech ended at `speech_end_s`, for
-        a recogniser); False when it is no command."""
+        a recogniser); the coach answers at `answer_at` (default `t`). False when it is no
+        command."""
         self.run_until(t)
         times = {} if speech_end_s is None else {"speech_end": speech_end_s, "fired": t}
         self._queue({"t": t, "event": "heard", "text": text, **times})
@@ -77,9 +88,8 @@ class Session:
             self.flush(t)
             return False
         self._queue({"t": t, "event": "intent", "name": intent.name, "slots": dict(intent.slots), **times})
-        self._queue_actions(self.dialogue.hear(intent, t))
+        self._queue_actions(self.dialogue.hear(intent, t if answer_at is None else max(t, answer_at)))
         self.flush(t)
-        self.prefetch(self.dialogue.likely_texts())
         return True
 
     def run_until(self, t: float) -> None:
@@ -95,6 +105,8 @@ class Session:
         return min(times) if times else None
 
     def flush(self, t: float) -> None:
+        if self.clock is not None and t != math.inf:
+            t = min(t, self.clock())
         while self._pending and self._pending[0][0] <= t:
             event = heapq.heappop(self._pending)[2]
             for sink in self.sinks:
@@ -154,6 +166,8 @@ class Heard:
 
 
 LOOKAHEAD_S = 0.3  # cues are decided this far ahead, so a player gets them before their sample
+ANSWER_MARGIN_S = 0.08  # a reply starts this long after the command is handled: in the
+# player's hands before its first sample (more than one output block), so placed exactly
 POLL_S = 0.5  # longest wait between checks of the device
 
 
@@ -173,6 +187,7 @@ def run_live(
     the end keeps its place (see `Session.end`).
     """
     pending = list(script)
+    session.clock = clock
     try:
         while True:
             now = clock()
@@ -194,8 +209,10 @@ def run_live(
                 continue
             if item is None:
                 break
-            said_at = clock() if item.t is None else item.t
-            if item.text.strip() and not session.hear(item.text, said_at, item.speech_end_s):
+            now = clock()
+            said_at = now if item.t is None else item.t
+            answer_at = now + ANSWER_MARGIN_S
+            if item.text.strip() and not session.hear(item.text, said_at, item.speech_end_s, answer_at):
                 on_unknown(item.text)
     finally:
         session.end(clock())

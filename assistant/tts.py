@@ -31,9 +31,11 @@ class SpeechSettings:
     speaker: int | None = None  # for multi-speaker voices; None: the voice's default
     speech_rate: float = 1.0  # 1.0 normal; piper's length_scale is its inverse
     sentence_pause_s: float = 0.2  # silence between sentences
+    varied: bool = True  # piper's random prosody; False renders a text the same every time
 
     def key(self) -> str:
-        return f"spk={self.speaker}|rate={self.speech_rate:g}|pause={self.sentence_pause_s:g}"
+        fixed = "" if self.varied else "|fixed"
+        return f"spk={self.speaker}|rate={self.speech_rate:g}|pause={self.sentence_pause_s:g}{fixed}"
 
 
 class Synthesizer:
@@ -88,7 +90,10 @@ class Synthesizer:
 
         voice = self._load()
         config = SynthesisConfig(
-            speaker_id=self.settings.speaker, length_scale=1.0 / self.settings.speech_rate
+            speaker_id=self.settings.speaker,
+            length_scale=1.0 / self.settings.speech_rate,
+            noise_scale=None if self.settings.varied else 0.0,
+            noise_w_scale=None if self.settings.varied else 0.0,
         )
         pause = np.zeros(round(self.settings.sentence_pause_s * self.rate_hz), dtype=np.int16)
         parts: list[Any] = []

@@ -9,10 +9,31 @@ from collections.abc import Iterable, Iterator
 import pytest
 
 from assistant import intents, routine
-from assistant.dialogue import Action, Cut, Dialogue, Say, StateChange
+from assistant.dialogue import Action, Cut, Dialogue, Say, StateChange, simulate
 from assistant.intents import IntentSet
 from assistant.routine import Routine
 from tests.pulse import PulseError, PulseServer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_xdg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests never read or write the user's folders: one cue cache shared by the run (each
+    cue is synthesised once), and empty configuration, data and state folders."""
+    base = tmp_path_factory.mktemp("xdg")
+    saved = {k: os.environ.get(k) for k in XDG}
+    for key in XDG:
+        os.environ[key] = str(base / key.lower())
+    for key in ("BACKSTRETCH_CONFIG", "BACKSTRETCH_VOSK_MODEL", "BACKSTRETCH_VOICES_URL"):
+        saved[key] = os.environ.pop(key, None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+XDG = ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")
 
 
 @pytest.fixture(scope="session")
@@ -27,16 +48,9 @@ def knee_hug() -> Routine:
 
 def drive(dialogue: Dialogue, lang: IntentSet, commands: Iterable[tuple[float, str]]) -> list[Action]:
     """Say `commands` at their times on a virtual clock, then run to the end."""
-    out: list[Action] = []
-    for t, text in commands:
-        while (wake := dialogue.next_wakeup()) is not None and wake <= t:
-            out += dialogue.advance(wake)
-        intent = lang.match(text)
-        assert intent is not None, text
-        out += dialogue.hear(intent, t)
-    while (wake := dialogue.next_wakeup()) is not None:
-        out += dialogue.advance(wake)
-    return out
+    intents = [(t, lang.match(text)) for t, text in commands]
+    assert all(intent is not None for _, intent in intents), commands
+    return simulate(dialogue, intents)  # type: ignore[arg-type]
 
 
 def says(actions: Iterable[Action], kind: str | None = None) -> list[Say]:

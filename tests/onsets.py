@@ -22,7 +22,9 @@ def find_clip(recording: Audio, clip: Audio, around_s: float, window_s: float = 
     corr = np.fft.irfft(np.fft.rfft(segment, size) * np.conj(np.fft.rfft(probe, size)), size)[
         : len(segment) - len(probe) + 1
     ]
-    energy = np.sqrt(np.convolve(segment**2, np.ones(len(probe)), "valid")) * np.linalg.norm(probe)
-    score = corr / np.maximum(energy, 1e-9)
+    window = np.sqrt(np.convolve(segment**2, np.ones(len(probe)), "valid"))
+    probe_norm = np.linalg.norm(probe)
+    # A window with next to no energy (digital silence) matches nothing.
+    score = np.where(window > 0.01 * probe_norm, corr / np.maximum(window * probe_norm, 1e-9), 0.0)
     best = int(np.argmax(score))
     return ((lo + best) / rate, float(score[best]))

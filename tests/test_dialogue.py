@@ -108,8 +108,8 @@ EXPECTED: dict[str, dict[str, tuple[State, str]]] = {
         "status": (State.RUNNING, "Set one of one, left leg, rep four of six"),
         "skip": (State.RUNNING, "Switch legs"),
         "help": (State.RUNNING, "You can say"),
-        "louder": (State.RUNNING, "Louder"),
-        "quieter": (State.RUNNING, "Quieter"),
+        "louder": (State.RUNNING, "Raising my voice"),
+        "quieter": (State.RUNNING, "Lowering my voice"),
     },
     "paused": {
         "start": (State.RUNNING, "Resuming: set one, left leg, rep four"),
@@ -122,8 +122,8 @@ EXPECTED: dict[str, dict[str, tuple[State, str]]] = {
         "status": (State.PAUSED, "Paused at set one of one, left leg, rep four of six"),
         "skip": (State.RUNNING, "Switch legs"),
         "help": (State.PAUSED, "You can say"),
-        "louder": (State.PAUSED, "Louder"),
-        "quieter": (State.PAUSED, "Quieter"),
+        "louder": (State.PAUSED, "Raising my voice"),
+        "quieter": (State.PAUSED, "Lowering my voice"),
     },
 }
 for _final, _summary in (("finished", "Well done"), ("stopped", "We'll end here")):
@@ -311,13 +311,17 @@ def test_stop_summarises(knee_hug: Routine, lang: IntentSet) -> None:
     assert "two minutes" in summary.text
 
 
-def test_likely_texts_while_paused_are_the_resume_line(knee_hug: Routine, lang: IntentSet) -> None:
+def test_likely_texts_are_what_stop_and_resume_would_say(knee_hug: Routine, lang: IntentSet) -> None:
     dialogue = Dialogue(knee_hug, lang)
     drive(dialogue, lang, [(0.0, "start"), (100.0, "pause")])
-    likely = dialogue.likely_texts()
+    stop_now, resume = dialogue.likely_texts(110.0)
     resumed = says(dialogue.hear(lang.match("resume"), 110.0))  # type: ignore[arg-type]
-    assert likely == [resumed[0].text]
-    assert dialogue.likely_texts() == []  # running: nothing that depends on the moment
+    assert resume == resumed[0].text
+    while (wake := dialogue.next_wakeup()) is not None and wake <= 130.0:
+        dialogue.advance(wake)
+    (stop_later,) = dialogue.likely_texts(130.0)  # running: only the summary
+    assert stop_later == says(dialogue.hear(lang.match("stop"), 130.0))[-1].text  # type: ignore[arg-type]
+    assert dialogue.likely_texts(140.0) == []  # stopped: nothing to ask for
 
 
 def test_a_saved_position_is_offered_and_resumed(knee_hug: Routine, lang: IntentSet) -> None:

@@ -56,7 +56,7 @@ NATURAL = {
     "pause": ["pause", "hold on", "wait", "Wait a second", "hang on", "one moment", "I need a break"],
     "resume": ["resume", "continue", "keep going", "carry on", "go on", "I'm ready", "let's go"],
     "stop": ["stop", "I'm done", "that's enough", "I am finished", "end the session", "no more"],
-    "slower": ["slower", "slow down", "a bit slower", "too fast", "breathe more slowly"],
+    "slower": ["slower", "slow down", "a bit slower", "too fast", "go more slowly"],
     "faster": ["faster", "speed up", "a little faster", "too slow", "quicker"],
     "repeat": ["repeat", "say that again", "again", "what did you say", "pardon", "I didn't catch that"],
     "status": [

@@ -24,18 +24,23 @@ from tests.pulse import PulseServer
 
 pytestmark = pytest.mark.pulse
 
-SHORT_ROUTINE = """\
+SHORT_CUES = """\
 reps_per_side: 3
 sets: 1
-pace: {inhale_s: 1.5, exhale_s: 2.0}
 cues:
   welcome: "Knee hugs."
   set_intro: "Set {set}."
   setup: "Bend your {side} knee."
   safety: "Go gently."
   switch: "Switch to your {side} knee."
+"""
+SHORT_ROUTINE = (
+    SHORT_CUES
+    + """\
+pace: {inhale_s: 1.5, exhale_s: 2.0}
 coaching: {full_reps: 0, form_at_reps: [], aim_at_rep: 0}
 """
+)
 
 
 class Recorder:

@@ -75,16 +75,16 @@ def test_cuts_and_volume_in_the_rendering(
     first = events[2]
     assert first["event"] == "say" and float(first["t"]) + float(first["duration"]) > 10.0  # type: ignore[arg-type]
     paused = next(e for e in events if e["event"] == "say" and str(e["text"]).startswith("Paused"))
-    # the setup cue plays up to 10 s, "Paused." starts there, then silence until "Louder." at 20 s
+    # the setup cue plays up to 10 s, "Paused." starts there, then silence until "Raising my voice." at 20 s
     at = round(10.0 * audio.rate_hz)
     assert paused["t"] == 10.0 and audio.samples[at - 2000 : at].any()
     clip = gain(cache.get(str(paused["text"])).samples, 0.8)
     assert np.array_equal(audio.samples[at : at + len(clip)], clip)
     assert not audio.samples[at + len(clip) : round(20.0 * audio.rate_hz)].any()
-    louder = next(e for e in events if e["event"] == "say" and e["text"] == "Louder.")
+    louder = next(e for e in events if e["event"] == "say" and e["text"] == "Raising my voice.")
     start = round(float(louder["t"]) * audio.rate_hz)  # type: ignore[arg-type]
     peak = np.abs(audio.samples[start : start + round(float(louder["duration"]) * audio.rate_hz)]).max()  # type: ignore[arg-type]
-    assert peak == np.abs(gain(cache.get("Louder.").samples, 0.9)).max()
+    assert peak == np.abs(gain(cache.get("Raising my voice.").samples, 0.9)).max()
 
 
 def test_say_renders_one_line(home: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:

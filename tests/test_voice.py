@@ -140,7 +140,7 @@ def test_damaged_cache_file_is_synthesised_again(tmp_path: Path, synth: Synthesi
 
 def test_volume_is_not_in_the_cache(tmp_path: Path, synth: Synthesizer) -> None:
     cache = CueCache(synth, tmp_path)
-    clip = cache.get("Louder.").samples
+    clip = cache.get("Raising my voice.").samples
     assert np.array_equal(gain(clip, 0.5), np.clip(np.rint(clip * 0.5), -32768, 32767).astype(np.int16))
 
 
