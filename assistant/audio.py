@@ -73,6 +73,7 @@ def write_wav(path: Path, audio: Audio) -> None:
         with os.fdopen(fd, "wb") as out:
             out.write(header)
             out.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; audio the user asked for is not
         os.replace(tmp, path)
     except OSError as exc:
         raise AudioFileError(f"{path}: cannot write the WAV file ({exc.strerror}); check the path") from exc

@@ -24,6 +24,7 @@ def test_roundtrip_16_bit(tmp_path: Path) -> None:
     assert back.rate_hz == 16000 and np.array_equal(back.samples, samples)
     with wave.open(str(tmp_path / "a.wav")) as w:  # a standard reader agrees
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 16000)
+    assert (tmp_path / "a.wav").stat().st_mode & 0o777 == 0o644  # not private: the user's audio
 
 
 def _write_raw(path: Path, tag: int, channels: int, rate: int, bits: int, data: bytes) -> None:
