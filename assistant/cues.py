@@ -7,8 +7,6 @@ the routine's `cues:` mapping, so a user routine can reword them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from assistant.numbers import spell
 from assistant.routine import VERBOSITIES, Routine, Step, StepKind
 
@@ -69,10 +67,3 @@ def step_text(routine: Routine, step: Step, verbosity: str, fresh: bool = False)
         parts.append(cues["release"])
     return " ".join(_fill(routine, p, step) for p in parts)
 
-
-def all_step_texts(routine: Routine, steps: tuple[Step, ...]) -> Iterator[str]:
-    """Every cue text the steps can produce, at every verbosity, fresh or not."""
-    for verbosity in VERBOSITIES:
-        for step in steps:
-            for fresh in (False, True):
-                yield step_text(routine, step, verbosity, fresh)

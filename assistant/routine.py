@@ -12,12 +12,11 @@ from __future__ import annotations
 import enum
 import importlib.resources
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from assistant import yamldoc
-from assistant.errors import ConfigError
 
 SIDES = ("left", "right")
 VERBOSITIES = ("detailed", "brief", "counts")
@@ -52,11 +51,6 @@ class Pace:
     inhale_s: float = 3.0
     exhale_s: float = 4.0
     hold_s: float = 0.0
-
-    @property
-    def breath_s(self) -> float:
-        """One whole rep: in, out and the optional hold."""
-        return self.inhale_s + self.exhale_s + self.hold_s
 
     def scaled(self, factor: float) -> Pace:
         return Pace(self.inhale_s * factor, self.exhale_s * factor, self.hold_s * factor)
@@ -201,9 +195,3 @@ def _check_placeholders(doc: yamldoc.Doc, path: tuple[str, ...], text: str) -> N
         known = ", ".join("{" + p + "}" for p in _PLACEHOLDERS)
         raise doc.error(path, f"bad placeholder {exc}; known placeholders: {known}") from exc
 
-
-def with_overrides(routine: Routine, **changes: Any) -> Routine:
-    """A copy with counts or pace changed (the configuration can override them)."""
-    if "first_side" in changes and changes["first_side"] not in SIDES:
-        raise ConfigError(f"first_side must be left or right, got {changes['first_side']!r}")
-    return replace(routine, **changes)

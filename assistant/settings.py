@@ -19,7 +19,6 @@ from typing import Any
 
 from assistant import routine as routine_mod
 from assistant import yamldoc
-from assistant.errors import ConfigError
 from assistant.routine import SIDES, VERBOSITIES, Pace, Routine
 
 log = logging.getLogger(__name__)
@@ -190,19 +189,3 @@ def describe(settings: Settings, routine: Routine, routine_source: str) -> str:
         lines.append(f"{indent}{leaf}: {shown}".ljust(40) + f"# {source}")
     return "\n".join(lines)
 
-
-def check_overrides(overrides: Mapping[str, Any]) -> None:
-    """Reject command-line values the file would reject too."""
-    for spec in fields(Settings):
-        value = overrides.get(spec.name)
-        meta = spec.metadata
-        if value is None or "key" not in meta:
-            continue
-        if "choices" in meta and value not in meta["choices"]:
-            raise ConfigError(
-                f"--{spec.name.replace('_', '-')}: expected one of {', '.join(meta['choices'])}"
-            )
-        if "low" in meta and not meta["low"] <= value <= meta["high"]:
-            raise ConfigError(
-                f"--{spec.name.replace('_', '-')}: must be between {meta['low']:g} and {meta['high']:g}"
-            )

@@ -1,11 +1,14 @@
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from assistant import routine
-from assistant.cues import all_step_texts, step_text
+from assistant.cues import step_text
+from assistant.dialogue import Dialogue
 from assistant.errors import ConfigError
-from assistant.routine import Routine, StepKind, plan
+from assistant.intents import IntentSet
+from assistant.routine import VERBOSITIES, Routine, StepKind, plan
 
 
 def test_default_counts_and_order(knee_hug: Routine) -> None:
@@ -63,8 +66,10 @@ def test_form_reminder_now_and_then_not_every_rep(knee_hug: Routine) -> None:
     assert 0 < len(reminded) <= 3 * 6
 
 
-def test_every_cue_is_renderable(knee_hug: Routine) -> None:
-    texts = set(all_step_texts(knee_hug, plan(knee_hug, with_hold=True)))
+def test_every_cue_is_renderable(knee_hug: Routine, lang: IntentSet) -> None:
+    with_hold = replace(knee_hug, pace=replace(knee_hug.pace, hold_s=2.0))
+    texts = {t for v in VERBOSITIES for t in Dialogue(with_hold, lang, v).foreseeable_texts()}
+    assert any(t.startswith("Stay") for t in texts)  # the hold cues are among them
     assert all(t and "{" not in t for t in texts)
 
 
