@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from assistant.audio import Samples, read_wav, resample
-from assistant.errors import DeviceError
-from assistant.playback import NO_DEVICE_HINT, device_arg, import_sounddevice
+from assistant.devices import open_stream
 from assistant.stt import RATE_HZ
 
 log = logging.getLogger(__name__)
@@ -56,21 +55,8 @@ class Microphone:
         self.overflows = 0
 
     def open(self) -> None:
-        sd = import_sounddevice()
-        device = device_arg(self.device)
-        try:
-            self._stream = self._open_at(sd, device, RATE_HZ)
-        except sd.PortAudioError as exc:
-            if "sample rate" not in str(exc).lower():
-                raise self._error(exc) from exc
-            rate = int(sd.query_devices(device, "input")["default_samplerate"])
-            log.info("microphone refuses %d Hz; opening at %d Hz and resampling", RATE_HZ, rate)
-            try:
-                self._stream = self._open_at(sd, device, rate)
-            except sd.PortAudioError as exc2:
-                raise self._error(exc2) from exc2
-        except ValueError as exc:
-            raise self._error(exc) from exc
+        where = f"microphone {self.device!r}" if self.device else "the default microphone"
+        self._stream = open_stream(self.device, "input", RATE_HZ, self._open_at, f"cannot listen on {where}")
 
     def _open_at(self, sd: Any, device: int | str | None, rate: int) -> Any:
         if rate != RATE_HZ:
@@ -85,10 +71,6 @@ class Microphone:
         stream.start()
         log.info("microphone %s at %d Hz", stream.device, rate)
         return stream
-
-    def _error(self, exc: Exception) -> DeviceError:
-        where = f"microphone {self.device!r}" if self.device else "the default microphone"
-        return DeviceError(f"cannot listen on {where} ({exc}); {NO_DEVICE_HINT}")
 
     def _callback(self, indata: Any, frames: int, time: Any, status: Any) -> None:
         if status.input_overflow:

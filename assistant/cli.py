@@ -27,12 +27,13 @@ from assistant import (
 from assistant.audio import Audio, gain, read_wav, write_wav
 from assistant.cache import CueCache
 from assistant.capture import wav_chunks
+from assistant.devices import list_devices
 from assistant.dialogue import Dialogue, Say, simulate
 from assistant.errors import BackstretchError, DeviceError
 from assistant.intents import IntentSet
 from assistant.listen import CoachSpeech, Listener
 from assistant.numbers import spell_minutes
-from assistant.playback import Player, list_devices
+from assistant.playback import Player
 from assistant.progress import TerminalProgress
 from assistant.render import WavRenderer
 from assistant.routine import Routine

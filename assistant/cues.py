@@ -66,4 +66,3 @@ def step_text(routine: Routine, step: Step, verbosity: str, fresh: bool = False)
     else:
         parts.append(cues["release"])
     return " ".join(_fill(routine, p, step) for p in parts)
-

@@ -8,7 +8,7 @@ and PipeWire do), otherwise at its own rate with the clips resampled.
 
 If the device disappears (the stream stops without a word: no callback, no
 error), `check()` reopens it; the frame count, and so the position in the
-routine, carries on where it was. sounddevice is imported only here, when a
+routine, carries on where it was. sounddevice is imported (devices.py) only when a
 device is used, so offline work runs without PortAudio.
 """
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from assistant.audio import Audio, Samples, gain, resample
 from assistant.cache import CueCache
+from assistant.devices import open_stream
 from assistant.errors import DeviceError
 from assistant.timeline import Event
 
@@ -31,39 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NO_DEVICE_HINT = (
-    "`backstretch devices` lists the devices; without one, use --text --mute, "
-    "--in FILE.wav, --out FILE.wav or `make demo`"
-)
 BLOCK_FRAMES = 1024  # ~46 ms at 22050 Hz; helper measurements: exact onsets, no underflows
 LATENCY = "high"
-
-
-def import_sounddevice() -> Any:
-    """sounddevice, or a DeviceError saying how to get PortAudio."""
-    try:
-        import sounddevice
-    except OSError as exc:  # raised at import when libportaudio2 is missing
-        raise DeviceError(
-            "PortAudio is not installed, so no audio device can be used; "
-            "install it with `sudo apt-get install libportaudio2`"
-        ) from exc
-    return sounddevice
-
-
-def device_arg(device: str | None) -> int | str | None:
-    """A configured device: an index when it is a number, else a name (or part of one)."""
-    if device is None or device == "":
-        return None
-    return int(device) if device.strip().isdigit() else device
-
-
-def list_devices() -> list[dict[str, Any]]:
-    sd = import_sounddevice()
-    try:
-        return [dict(d) for d in sd.query_devices()]
-    except sd.PortAudioError as exc:
-        raise DeviceError(f"cannot list audio devices ({exc})") from exc
 
 
 class Clip:
@@ -123,22 +93,10 @@ class Player:
     # -- device --------------------------------------------------------------
 
     def open(self) -> None:
-        sd = import_sounddevice()
-        device = device_arg(self.device)
-        try:
-            self._stream = self._open_at(sd, device, self.wanted_rate_hz)
-        except sd.PortAudioError as exc:
-            if "sample rate" not in str(exc).lower():
-                raise self._device_error(exc) from exc
-            info = sd.query_devices(device, "output")
-            rate = int(info["default_samplerate"])
-            log.info("device refuses %d Hz; opening at %d Hz and resampling", self.wanted_rate_hz, rate)
-            try:
-                self._stream = self._open_at(sd, device, rate)
-            except sd.PortAudioError as exc2:
-                raise self._device_error(exc2) from exc2
-        except ValueError as exc:
-            raise self._device_error(exc) from exc
+        where = f"audio device {self.device!r}" if self.device else "the default audio device"
+        self._stream = open_stream(
+            self.device, "output", self.wanted_rate_hz, self._open_at, f"cannot play on {where}"
+        )
 
     def _open_at(self, sd: Any, device: int | str | None, rate: int) -> Any:
         if rate != self.rate_hz:
@@ -157,10 +115,6 @@ class Player:
         stream.start()
         log.info("output %s at %d Hz, latency %.0f ms", stream.device, rate, stream.latency * 1000)
         return stream
-
-    def _device_error(self, exc: Exception) -> DeviceError:
-        where = f"audio device {self.device!r}" if self.device else "the default audio device"
-        return DeviceError(f"cannot play on {where} ({exc}); {NO_DEVICE_HINT}")
 
     def check(self) -> bool:
         """Reopen the stream if the device went away; True while it plays."""

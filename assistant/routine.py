@@ -194,4 +194,3 @@ def _check_placeholders(doc: yamldoc.Doc, path: tuple[str, ...], text: str) -> N
     except (KeyError, IndexError, ValueError) as exc:
         known = ", ".join("{" + p + "}" for p in _PLACEHOLDERS)
         raise doc.error(path, f"bad placeholder {exc}; known placeholders: {known}") from exc
-

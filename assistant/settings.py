@@ -188,4 +188,3 @@ def describe(settings: Settings, routine: Routine, routine_source: str) -> str:
         shown = "" if value is None else (f'"{value}"' if isinstance(value, str) else value)
         lines.append(f"{indent}{leaf}: {shown}".ljust(40) + f"# {source}")
     return "\n".join(lines)
-
