@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test check clean
+.PHONY: demo test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,9 +17,14 @@ demo: $(STAMP)
 	$(VENV)/bin/backstretch demo --dir demo
 
 test: $(STAMP)
-	$(PY) -m ruff check assistant tests
+	$(PY) -m ruff check assistant tests bench
 	$(PY) -m mypy
 	$(PY) -m pytest
+
+# Issue 6's figures into bench/results.md and bench/results.json (about 13 minutes; needs
+# pulseaudio and espeak-ng, as .ci/run installs them).
+bench: $(STAMP)
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info demo/*.jsonl demo/*.wav

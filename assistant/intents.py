@@ -210,6 +210,20 @@ class IntentSet:
         """Every phrase of every intent, lower case, as a recogniser should hear it."""
         return sorted({p for group in self.surface.values() for p in group})
 
+    def complete_phrases(self) -> list[str]:
+        """The phrases a recogniser may act on as soon as it has heard them: those that no
+        longer phrase of another intent begins with ("start", but not when "start it again"
+        means repeat, for the user may not have finished)."""
+        phrases = self.phrases()
+        meaning = {p: self.match(p) for p in phrases}
+        by_words = [(p, p.split()) for p in phrases]
+        out = []
+        for phrase, words in by_words:
+            longer = (q for q, w in by_words if len(w) > len(words) and w[: len(words)] == words)
+            if all(meaning[q] == meaning[phrase] for q in longer):
+                out.append(phrase)
+        return out
+
     def vocabulary(self) -> list[str]:
         return sorted({w for p in self.phrases() for w in p.split()})
 

@@ -93,12 +93,23 @@ class Listener:
         self.coach = coach
         self.wake = normalise(wake_word) if wake_word else None
         self.offset_s = offset_s  # session time = audio time + offset
-        phrases = intents.phrases()
+        phrases, complete = intents.phrases(), intents.complete_phrases()
         if self.wake:
             phrases = [f"{self.wake} {p}" for p in phrases]
-        recognizer.set_phrases(phrases)
+            complete = [f"{self.wake} {p}" for p in complete]
+        self._complete = frozenset(complete)
+        recognizer.set_phrases(phrases, self.complete)
         self.rejected = 0
         self.gated = 0
+
+    def complete(self, phrase: str, speech_start_s: float, speech_end_s: float) -> bool:
+        """May the recogniser end an utterance as soon as it has heard `phrase`? When no
+        longer command of another intent begins with it, and the coach was quiet: the
+        coach's sentences have pauses, and "Paused." alone sounds like "pause"."""
+        if phrase not in self._complete:
+            return False
+        start, end = speech_start_s + self.offset_s, speech_end_s + self.offset_s
+        return self.coach is None or not self.coach.overlaps(start, end)
 
     def feed(self, chunk: Chunk) -> list[Command]:
         found = [self._accept(h) for h in self.recognizer.feed(chunk.samples, chunk.end_s)]

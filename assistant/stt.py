@@ -14,7 +14,7 @@ speech which is no command gives `text == ""`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 RATE_HZ = 16_000  # what every recogniser takes
 ENGINES = ("auto", "vosk", "pocketsphinx")
+
+
+Complete = Callable[[str, float, float], bool]  # (phrase, speech start, speech end) -> end it now?
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,10 @@ class Recognizer(Protocol):
 
     name: str  # "pocketsphinx" or "vosk", for logs and the timeline
 
-    def set_phrases(self, phrases: Sequence[str]) -> None:
-        """Restrict recognition to `phrases` (lower case words); rejection stays on."""
+    def set_phrases(self, phrases: Sequence[str], complete: Complete | None = None) -> None:
+        """Restrict recognition to `phrases` (lower case words); rejection stays on.
+        `complete(phrase, speech_start_s, speech_end_s)` says whether a phrase heard there
+        may end its utterance at once, before the usual trailing silence (see listen.py)."""
 
     def feed(self, samples: npt.NDArray[np.int16], end_s: float) -> list[Hypothesis]:
         """Take the next chunk (16 kHz mono) ending at audio time `end_s`; return the

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from assistant.errors import DeviceError
-from assistant.stt import Hypothesis
+from assistant.stt import Complete, Hypothesis
 from assistant.vad import Endpointer, Segment, VadSettings, denoise
 
 log = logging.getLogger(__name__)
@@ -94,23 +94,29 @@ class SphinxRecognizer:
 
     name = "pocketsphinx"
 
-    def __init__(self, phrases: Sequence[str], settings: SphinxSettings | None = None) -> None:
+    def __init__(
+        self, phrases: Sequence[str], settings: SphinxSettings | None = None, complete: Complete | None = None
+    ) -> None:
         self.settings = settings or SphinxSettings()
         self._decoder = _make_decoder(self.settings)
         for i, phone in enumerate(PHONES):
             self._decoder.add_word(f"{GARBAGE_PREFIX}{phone.lower()}", phone, update=i == len(PHONES) - 1)
-        self.endpointer = Endpointer(self.settings.vad)
+        self.endpointer = Endpointer(self.settings.vad, complete=self._is_complete)
+        self._complete: Complete | None = None  # may a phrase end its utterance early?
+        self._early: tuple[Segment, Decoded] | None = None  # the decoding that ended one
         self._rng = np.random.default_rng(0)
         self._searches = 0
         self._phrases: dict[tuple[str, ...], str] = {}
         self.last: Decoded | None = None  # for logs and tests
-        self.set_phrases(phrases)
+        self.set_phrases(phrases, complete)
 
     # -- stt.Recognizer --------------------------------------------------------
 
-    def set_phrases(self, phrases: Sequence[str]) -> None:
+    def set_phrases(self, phrases: Sequence[str], complete: Complete | None = None) -> None:
         """Restrict recognition to `phrases`; a phrase with a word the dictionary lacks is left
-        out with a warning (compounds of two known words, like "unpause", are added)."""
+        out with a warning (compounds of two known words, like "unpause", are added). An
+        utterance decoded as a phrase `complete` approves ends after `VadSettings.early_s`
+        of quiet."""
         table: dict[tuple[str, ...], str] = {}
         for phrase in phrases:
             words = tuple(phrase.lower().split())
@@ -130,6 +136,7 @@ class SphinxRecognizer:
         except (RuntimeError, ValueError) as exc:
             raise SphinxError(f"pocketsphinx rejected the command grammar ({exc})") from exc
         self._phrases = table
+        self._complete = complete
         self._search_names = names
         log.debug("pocketsphinx grammars %s: %d phrases", names, len(table))
 
@@ -176,12 +183,32 @@ class SphinxRecognizer:
         self.last = decoded
         return decoded
 
-    def _hypothesis(self, segment: Segment, end_s: float) -> Hypothesis:
+    def _accepted(self, decoded: Decoded) -> str:
+        """The phrase a decoding stands for, or "" when it is rejected."""
+        if decoded.phrase and decoded.unexplained_s > self.settings.max_unexplained_s:
+            log.debug("rejected %r: %.2f s of speech heard as silence", decoded.phrase, decoded.unexplained_s)
+            return ""
+        return decoded.phrase
+
+    def _is_complete(self, segment: Segment) -> bool:
+        """The endpointer asks, `early_s` into a pause: is this a whole command already?
+        If not, the decoder's cepstral mean is put back, so that the utterance, decoded
+        again when it does end, counts once in it."""
+        if self._complete is None:
+            return False
+        mean = self._decoder.get_cmn(False)
         decoded = self.decode(segment)
-        text = decoded.phrase
-        if text and decoded.unexplained_s > self.settings.max_unexplained_s:
-            log.debug("rejected %r: %.2f s of speech decoded as silence", text, decoded.unexplained_s)
-            text = ""
+        text = self._accepted(decoded)
+        if text and self._complete(text, segment.speech_start_s, segment.speech_end_s):
+            self._early = (segment, decoded)
+            return True
+        self._decoder.set_cmn(mean)
+        return False
+
+    def _hypothesis(self, segment: Segment, end_s: float) -> Hypothesis:
+        early, self._early = self._early, None
+        decoded = early[1] if early is not None and early[0] is segment else self.decode(segment)
+        text = self._accepted(decoded)
         log.debug(
             "utterance %.2f-%.2f s: %r -> %r",
             segment.speech_start_s,

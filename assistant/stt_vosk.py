@@ -42,7 +42,7 @@ import numpy.typing as npt
 
 from assistant import models
 from assistant.errors import DeviceError
-from assistant.stt import RATE_HZ, Hypothesis
+from assistant.stt import RATE_HZ, Complete, Hypothesis
 
 log = logging.getLogger(__name__)
 
@@ -277,8 +277,9 @@ class VoskRecognizer:
         """Load the model at `path` and make a recogniser on it."""
         return cls(VoskModel(path, endpoint), phrases)
 
-    def set_phrases(self, phrases: Sequence[str]) -> None:
-        """Swap the grammar; an utterance in progress is dropped."""
+    def set_phrases(self, phrases: Sequence[str], complete: Complete | None = None) -> None:
+        """Swap the grammar; an utterance in progress is dropped. `complete` is not needed:
+        Kaldi's endpoint rule 2 already ends an utterance early at a phrase end."""
         grammar = self.model.grammar(phrases)
         # vosk refuses (and aborts the process on) a new grammar mid-utterance.
         self._rec.Reset()

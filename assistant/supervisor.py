@@ -82,8 +82,9 @@ def run(
             threading.Thread(
                 target=_listen, args=(microphone, listener, commands, clock), name="listen", daemon=True
             ).start()
-            say("Listening: say start back stretch.")
         try:
+            if listener is not None and microphone is not None:
+                say("Listening: say start back stretch.")
             unknown = lambda text: say(f"({text!r} is no command; type help)")  # noqa: E731
             run_live(session, commands, clock, script, on_unknown=unknown, watchdog=watchdog)
         except KeyboardInterrupt:

@@ -16,12 +16,20 @@ never allowed below the minimum of the smoothed band power over the last
 `noise_window_s` (minimum statistics, with a bias factor for the minimum's
 underestimate): if noise rises while the detector believes it hears speech, the
 floor catches up within that window and the segment ends.
+
+Ending early: 0.36 s of non-speech is what it takes not to cut a command at a
+pause between its words ("i need ... a break"), and most of the time a command
+is waiting to be answered. So an `Endpointer` may be given `complete`: after
+`early_s` of non-speech the utterance so far (the same audio the full hangover
+would give: the post-roll is shorter) is offered to it, and when it says the
+utterance is a whole command, the utterance ends there.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +57,7 @@ class VadSettings:
     onset_s: float = 0.08  # this much speech within onset_window_s starts an utterance
     onset_window_s: float = 0.12
     hangover_s: float = 0.36  # this much continuous non-speech ends it
+    early_s: float = 0.2  # or this much, when the decoder finds a whole command in it (`complete`)
     pre_roll_s: float = 0.2  # audio kept before the first speech frame (weak onsets like /s/)
     post_roll_s: float = 0.15  # audio kept after the last speech frame (at most hangover_s)
     min_speech_s: float = 0.1  # shorter bursts (clicks, a cough) are dropped
@@ -166,15 +175,23 @@ class FrameClassifier:
 
 
 class Endpointer:
-    """Streaming utterance detection: feed chunks, get the `Segment`s that ended in them."""
+    """Streaming utterance detection: feed chunks, get the `Segment`s that ended in them.
 
-    def __init__(self, settings: VadSettings | None = None) -> None:
+    `complete`, when given, is asked after `early_s` of non-speech whether the utterance
+    so far is a whole command; if it says yes, that segment is the utterance."""
+
+    def __init__(
+        self, settings: VadSettings | None = None, complete: Callable[[Segment], bool] | None = None
+    ) -> None:
         self.settings = s = settings or VadSettings()
+        self.complete = complete
+        self.ended_early = 0  # utterances `complete` ended before the hangover
         self.classifier = FrameClassifier(s)
         self.frame_len = self.classifier.frame_len
         self._onset_frames = max(1, round(s.onset_s / s.frame_s))
         self._hangover = max(1, round(s.hangover_s / s.frame_s))
         self._post_roll = min(self._hangover, round(s.post_roll_s / s.frame_s))
+        self._early = max(self._post_roll, round(s.early_s / s.frame_s))
         self._pre_roll = round(s.pre_roll_s / s.frame_s)
         self._max_frames = round(s.max_segment_s / s.frame_s)
         self._min_speech = max(1, round(s.min_speech_s / s.frame_s))
@@ -249,11 +266,21 @@ class Endpointer:
         self._silent = 0 if speech else self._silent + 1
         if self._silent >= self._hangover or len(self._frames) >= self._max_frames:
             return self._close(frame_end_s)
+        if self.complete is not None and self._silent == self._early < self._hangover:
+            segment = self._segment(self._frames, frame_end_s)
+            if segment is not None and self.complete(segment):
+                self._frames, self._silent = [], 0
+                self.ended_early += 1
+                return segment
         return None
 
     def _close(self, decided_s: float) -> Segment | None:
         frames, self._frames = self._frames, []
         self._silent = 0
+        return self._segment(frames, decided_s)
+
+    def _segment(self, frames: list[tuple[Samples, bool]], decided_s: float) -> Segment | None:
+        """The utterance in `frames`, trimmed to its post-roll; None if too short."""
         flags = np.array([f for _, f in frames], dtype=bool)
         if not flags.any():
             return None

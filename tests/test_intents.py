@@ -136,3 +136,11 @@ def test_unknown_list_is_an_error() -> None:
     base = intents.default_path().read_text().replace("{skip_target}", "{nowhere}")
     with pytest.raises(ConfigError, match=r"unknown list \{nowhere\}"):
         intents.from_doc(_doc(base))
+
+
+def test_complete_phrases_are_those_no_other_command_continues(lang: IntentSet) -> None:
+    complete = set(lang.complete_phrases())
+    assert {"pause", "pause it", "stop", "wait", "hold on", "slower"} <= complete  # "pause it": same intent
+    assert "start it again" in lang.phrases() and lang.match("start it again").name != "start"  # type: ignore[union-attr]
+    assert "start" not in complete and "begin" not in complete
+    assert complete <= set(lang.phrases())

@@ -68,6 +68,28 @@ def test_each_result_comes_from_the_chunk_that_ended_the_utterance(fresh: Sphinx
     assert all(h.final_s == end for end, h in seen)
 
 
+def test_a_whole_command_ends_its_utterance_early(fresh: SphinxRecognizer, lang: IntentSet) -> None:
+    """After `early_s` of quiet, a phrase the listener approves ends the utterance; one it does
+    not approve waits for the full hangover. Either way the same audio is decoded."""
+    samples = np.concatenate([_say("pause"), _say("slow down"), _say("repeat")])
+    asked: list[str] = []
+
+    def complete(phrase: str, start_s: float, end_s: float) -> bool:
+        asked.append(phrase)
+        return phrase != "repeat"
+
+    fresh.set_phrases(lang.phrases(), complete)
+    hyps = speech.run_stream(fresh, samples)
+    assert [h.text for h in hyps] == ["pause", "slow down", "repeat"]
+    assert asked == ["pause", "slow down", "repeat"]
+    early = fresh.settings.vad.early_s
+    hangover = fresh.settings.vad.hangover_s
+    for hyp in hyps[:2]:
+        assert early - 1e-9 <= hyp.final_s - hyp.speech_end_s < early + 0.06
+    assert hangover - 1e-9 <= hyps[2].final_s - hyps[2].speech_end_s < hangover + 0.06
+    assert fresh.endpointer.ended_early == 2
+
+
 def test_set_phrases_restricts_the_grammar(fresh: SphinxRecognizer, lang: IntentSet) -> None:
     fresh.set_phrases(["start back stretch"])
     hyps = speech.run_stream(fresh, np.concatenate([_say("pause"), _say("start back stretch")]))

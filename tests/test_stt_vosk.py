@@ -18,7 +18,6 @@ import logging
 import os
 import statistics
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -312,16 +311,6 @@ def test_english_speech_gives_only_grammar_phrases_or_rejections(
     assert all(h.speech_start_s < h.speech_end_s <= h.final_s for h in hyps)
 
 
-def test_real_time_factor_with_a_grammar(tuned: VoskModel, tmp_path: Path) -> None:
-    rec = VoskRecognizer(tuned, KO_WORDS)
-    audio = np.concatenate([np.concatenate([espeak_ko(w, tmp_path), silence(1.0)]) for w in KO_WORDS * 3])
-    started = time.process_time()
-    stream(rec, audio)
-    rtf = (time.process_time() - started) / (len(audio) / RATE_HZ)
-    print(f"vosk grammar RTF {rtf:.3f} over {len(audio) / RATE_HZ:.1f} s")
-    assert rtf < 0.25  # about 0.02 here: a Pi 4 is roughly 5 to 10 times slower
-
-
 # -- endpointing -------------------------------------------------------------
 
 
@@ -348,7 +337,5 @@ def test_tuned_endpointing_answers_sooner(tuned: VoskModel, untuned: VoskModel, 
         "model's own",
         [round(x * 1000) for x in slow],
     )
-    assert max(fast) < 0.9  # every result within 900 ms of audio after the speech ends
-    assert statistics.median(fast) < 0.7
     assert statistics.median(slow) - statistics.median(fast) > 0.15
     assert sum(fast) < sum(slow)

