@@ -15,6 +15,7 @@ import logging
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny measurements, to test the bench itself")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (audio, recordings)")
     args = parser.parse_args(argv)
+    # Started in the background by a shell, SIGINT is ignored and every child inherits that:
+    # the real-time session would never end on the SIGINT the bench sends it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="backstretch-bench-"))

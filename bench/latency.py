@@ -312,6 +312,19 @@ def _explain(results: dict[str, Outcome], total: int) -> list[str]:
         f"{CHUNK * 1000 // RATE_HZ} ms chunk, and the reply is placed {ANSWER_MARGIN_S * 1000:.0f} ms "
         "after the result (the player's lead). That is the audio time; compute comes on top."
     ]
+    if "vosk" in results:
+        notes.append(
+            "vosk misses because of the model, not the wiring: English speech forced onto a grammar of "
+            "five Korean words rarely ends in a well-scored phrase end, so Kaldi's rule 2 (0.2 s) seldom "
+            "fires and rules 3 and 4 (0.4 and 0.8 s of trailing silence) end most utterances. With an "
+            "English model and our grammar, rule 2 should end most commands; to be measured."
+        )
+    notes.append(
+        "pocketsphinx's compute is one decoding of the whole utterance when it ends (about 30 ms "
+        "median); its p95 is where the machine was busiest (the bench runs the real-time session "
+        "and, in development, other jobs beside it). Decoding while the command is spoken would "
+        "leave only the last frames for the end."
+    )
     for name, out in results.items():
         if out.missed:
             notes.append(
