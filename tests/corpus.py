@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass
 from assistant import intents, routine
 from assistant.dialogue import Dialogue
 from assistant.intents import IntentSet
+from assistant.listen import Listener
 from assistant.routine import VERBOSITIES
-from assistant.stt import RATE_HZ, Complete
+from assistant.stt import RATE_HZ
 from tests import speech
 
 COMMANDS: dict[str, tuple[str, ...]] = {
@@ -174,11 +175,6 @@ def _clips(
     return labelled, [(t, speech.piper(t)) for t, _ in labelled]
 
 
-def _complete(lang: IntentSet) -> Complete:
-    phrases = frozenset(lang.complete_phrases())
-    return lambda phrase, start_s, end_s: phrase in phrases
-
-
 def evaluate(condition: str, settings: object = None) -> Result:
     """Decode one condition's stream with a fresh recogniser."""
     from assistant.stt_sphinx import SphinxRecognizer, SphinxSettings
@@ -188,12 +184,13 @@ def evaluate(condition: str, settings: object = None) -> Result:
     noisy = "dB" in condition
     stream = speech.build_stream(clips, snr_db=NOISE_SNR_DB if noisy else None, seed=len(condition))
     recognizer = SphinxRecognizer(
-        lang.phrases(),
-        settings if isinstance(settings, SphinxSettings) else SphinxSettings(),
-        # As a session does between the coach's sentences; over them (the coach's own cues
-        # reaching the microphone) an utterance is never ended early.
-        None if condition == "oov cues" else _complete(lang),
+        lang.phrases(), settings if isinstance(settings, SphinxSettings) else SphinxSettings()
     )
+    if condition != "oov cues":
+        # The phrases as a session's Listener sets them: whole commands may end early, as
+        # between the coach's sentences; over them (the coach's own cues reaching the
+        # microphone) an utterance is never ended early.
+        Listener(recognizer, lang)
     started = time.process_time()
     hyps = speech.run_stream(recognizer, stream.samples)
     cpu_s = time.process_time() - started
