@@ -25,7 +25,7 @@ from pathlib import Path
 from bench import accuracy, latency, load, memory, report, timing, voice
 from bench.context import Bench
 from bench.report import Section
-from tests.pulse import PulseError, PulseServer
+from tests.kit.pulse import PulseError, PulseServer
 
 log = logging.getLogger("bench")
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import logging
 
-from assistant.intents import normalise, strip_fillers
-from assistant.listen import BARGE_IN, says_barge_in
+from assistant.coach.intents import normalise, strip_fillers
+from assistant.hear.listen import BARGE_IN, says_barge_in
 from bench.context import Bench
 from bench.report import Figure, Section
-from tests.corpus import ESPEAK_VOICES, NOISE_SNR_DB, PIPER_RATES, Result, conditions, evaluate
+from tests.kit.corpus import ESPEAK_VOICES, NOISE_SNR_DB, PIPER_RATES, Result, conditions, evaluate
 
 log = logging.getLogger(__name__)
 

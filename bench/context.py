@@ -9,9 +9,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant import intents
-from assistant.intents import IntentSet
-from tests.pulse import PulseServer
+from assistant.coach import intents
+from assistant.coach.intents import IntentSet
+from tests.kit.pulse import PulseServer
 
 XDG = ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")
 KO_WORDS = ["시작", "정지", "다음", "계속", "그만"]  # start, stop, next, continue, enough

@@ -27,16 +27,19 @@ from typing import Any
 
 import numpy as np
 
-from assistant import intents, settings
-from assistant.capture import CHUNK_FRAMES, Chunk, wav_chunks
-from assistant.cli import open_voice
-from assistant.dialogue import Dialogue
-from assistant.intents import IntentSet
-from assistant.listen import CoachSpeech, Listener
-from assistant.render import WavRenderer
-from assistant.session import Session, run_audio
-from assistant.stt import RATE_HZ, Recognizer, open_recognizer
-from assistant.stt_vosk import VoskModel, VoskRecognizer
+from assistant.app import settings
+from assistant.app.cli import open_voice
+from assistant.app.offline import run_audio
+from assistant.coach import intents
+from assistant.coach.dialogue import Dialogue
+from assistant.coach.intents import IntentSet
+from assistant.coach.session import Session
+from assistant.hear.capture import CHUNK_FRAMES, Chunk, wav_chunks
+from assistant.hear.listen import CoachSpeech, Listener
+from assistant.hear.recognizer import Recognizer, open_recognizer
+from assistant.hear.vosk_engine import VoskModel, VoskRecognizer
+from assistant.pcm import RATE_HZ
+from assistant.speak.render import WavRenderer
 from bench.context import KO_WORDS, korean_model
 
 log = logging.getLogger(__name__)

@@ -37,22 +37,24 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant import routine
-from assistant.cache import CueCache
-from assistant.capture import Chunk
-from assistant.cli import open_voice
-from assistant.dialogue import Dialogue
-from assistant.intents import IntentSet
-from assistant.listen import Listener
-from assistant.session import ANSWER_MARGIN_S, Session
-from assistant.settings import Settings
-from assistant.stt import RATE_HZ, Hypothesis, Recognizer
-from assistant.stt_sphinx import SphinxRecognizer
-from assistant.timeline import Event
+from assistant.app.cli import open_voice
+from assistant.app.settings import Settings
+from assistant.app.supervisor import ANSWER_MARGIN_S
+from assistant.coach import routine
+from assistant.coach.dialogue import Dialogue
+from assistant.coach.events import Event
+from assistant.coach.intents import IntentSet
+from assistant.coach.session import Session
+from assistant.hear.capture import Chunk
+from assistant.hear.listen import Listener
+from assistant.hear.recognizer import Hypothesis, Recognizer
+from assistant.hear.sphinx_engine import SphinxRecognizer
+from assistant.pcm import RATE_HZ
+from assistant.speak.cache import CueCache
 from bench.context import KO_WORDS, Bench, korean_model, language
 from bench.report import Figure, Section, median, percentile
-from tests import speech
-from tests.corpus import COMMANDS, PIPER_RATES
+from tests.kit import speech
+from tests.kit.corpus import COMMANDS, PIPER_RATES
 
 log = logging.getLogger(__name__)
 Samples = speech.Samples
@@ -274,7 +276,7 @@ def measure(bench: Bench) -> Section:
     results: dict[str, Outcome] = {"pocketsphinx": sphinx}
     model_path = korean_model()
     if model_path is not None:
-        from assistant.stt_vosk import VoskModel, VoskRecognizer
+        from assistant.hear.vosk_engine import VoskModel, VoskRecognizer
 
         recognizer = VoskRecognizer(VoskModel(model_path), KO_WORDS)
         results["vosk"] = ours(lambda c, t: recognizer.feed(c, t), samples, clips, replies, exact=False)
@@ -299,8 +301,8 @@ def measure(bench: Bench) -> Section:
 
 def _explain(results: dict[str, Outcome], total: int) -> list[str]:
     """Where the audio time goes, from the settings that fix it."""
-    from assistant.stt_vosk import COMMAND_ENDPOINT
-    from assistant.vad import VadSettings
+    from assistant.hear.endpoint import VadSettings
+    from assistant.hear.vosk_engine import COMMAND_ENDPOINT
 
     vad = VadSettings()
     notes = [

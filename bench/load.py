@@ -19,14 +19,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from assistant.intents import IntentSet
-from assistant.stt import RATE_HZ
-from assistant.stt_sphinx import SphinxRecognizer
+from assistant.coach.intents import IntentSet
+from assistant.hear.sphinx_engine import SphinxRecognizer
+from assistant.pcm import RATE_HZ
 from bench.context import KO_WORDS, Bench, korean_model, language
 from bench.latency import BASELINE_BLOCK, CHUNK, ROOM_NOISE, listener_feed
 from bench.report import Figure, Section
-from tests import speech
-from tests.corpus import CHATTER, ROUTINE_TEXT
+from tests.kit import speech
+from tests.kit.corpus import CHATTER, ROUTINE_TEXT
 
 log = logging.getLogger(__name__)
 Samples = speech.Samples
@@ -66,7 +66,7 @@ def _engines(lang: IntentSet) -> dict[str, tuple[str, Callable[[], Feed], int]]:
         return engines
     import vosk
 
-    from assistant.stt_vosk import VoskModel, VoskRecognizer
+    from assistant.hear.vosk_engine import VoskModel, VoskRecognizer
 
     ours = VoskModel(path)
     vosk.SetLogLevel(-1)

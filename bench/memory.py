@@ -18,17 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant import settings
-from assistant.audio import Audio, read_wav, resample, write_wav
-from assistant.capture import Chunk
-from assistant.cli import open_voice
-from assistant.listen import Listener
-from assistant.stt import RATE_HZ
-from assistant.stt_sphinx import SphinxRecognizer
+from assistant.app import settings
+from assistant.app.cli import open_voice
+from assistant.hear.capture import Chunk
+from assistant.hear.listen import Listener
+from assistant.hear.sphinx_engine import SphinxRecognizer
+from assistant.pcm import RATE_HZ, Audio, resample
+from assistant.speak.wav import read_wav, write_wav
 from bench.context import Bench, backstretch_exe, korean_model, language
 from bench.report import Figure, Section, fmt
 from bench.voice import routine_file
-from tests.speech import CHUNK_S, Samples, add_white_noise, piper, silence
+from tests.kit.speech import CHUNK_S, Samples, add_white_noise, piper, silence
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ class Memory:
 
 def read_whole_mb(bench: Bench, wav: Path) -> float:
     """What `read_wav` (wav_chunks, behind `run --in`) adds to a process's peak reading `wav`."""
-    load = "import sys; from pathlib import Path; from assistant.audio import read_wav"
+    load = "import sys; from pathlib import Path; from assistant.speak.wav import read_wav"
     alone = spawn(bench, sys.executable, "-c", load)
     reading = spawn(bench, sys.executable, "-c", load + "; read_wav(Path(sys.argv[1]))", wav)
     return reading.peak_mb - alone.peak_mb

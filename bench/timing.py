@@ -26,13 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from assistant import settings, voices
-from assistant.audio import Audio, Samples, gain, read_wav, resample, write_wav
-from assistant.cache import CueCache
-from assistant.tts import SpeechSettings, Synthesizer
+from assistant.app import settings
+from assistant.pcm import Audio, Samples, gain, resample
+from assistant.speak import voices
+from assistant.speak.cache import CueCache
+from assistant.speak.tts import SpeechSettings, Synthesizer
+from assistant.speak.wav import read_wav, write_wav
 from bench.context import Bench, backstretch_exe
 from bench.report import Figure, Section, median, percentile
-from tests.onsets import find_samples
+from tests.kit.onsets import find_samples
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +259,7 @@ class RealTime:
 
     def _start_session(self, proc: subprocess.Popen[str], env: dict[str, str]) -> float:
         """Say the command into the room until the session runs; when that was seen."""
-        from tests.speech import piper  # loads a voice: here, in the thread, not in start()
+        from tests.kit.speech import piper  # loads a voice: here, in the thread, not in start()
 
         wav = self.folder / "command.wav"
         write_wav(wav, Audio(np.asarray(piper(COMMAND)), 16000))

@@ -17,14 +17,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant import settings
-from assistant.cache import CueCache
-from assistant.cli import open_voice
-from assistant.dialogue import Dialogue, Say, simulate
-from assistant.routine import Routine
+from assistant.app import settings
+from assistant.app.cli import open_voice
+from assistant.coach.dialogue import Dialogue, Say, simulate
+from assistant.coach.routine import Routine
+from assistant.speak.cache import CueCache
 from bench.context import Bench, backstretch_exe, language
 from bench.report import Figure, Section, median, percentile
-from tests.test_playback import SHORT_ROUTINE
+from tests.kit.sessions import SHORT_ROUTINE
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,13 @@ SETTLE_S = 0.5  # after "Listening", before SIGINT: a SIGINT during that very pr
 QUICK_ROUTINE = SHORT_ROUTINE
 # Stages of a start, by the -v log line that ends each (its arrival on our pipe).
 STAGES = (
-    ("startup", "start-up: interpreter, imports, settings, output device", "assistant.playback: output"),
+    (
+        "startup",
+        "start-up: interpreter, imports, settings, output device",
+        "assistant.speak.playback: output",
+    ),
     ("voice", "voice load (piper, ONNX)", "loaded voice"),
-    ("cache", "cue cache check", "assistant.cache: cue cache"),
+    ("cache", "cue cache check", "assistant.speak.cache: cue cache"),
     ("recogniser", "recogniser load, microphone open", "Listening"),
 )
 

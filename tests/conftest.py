@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from assistant import intents, routine
-from assistant.dialogue import Action, Cut, Dialogue, Say, StateChange, simulate
-from assistant.intents import IntentSet
-from assistant.routine import Routine
-from tests.pulse import PulseError, PulseServer
+from assistant.coach import intents, routine
+from assistant.coach.intents import IntentSet
+from assistant.coach.routine import Routine
+from tests.kit.pulse import PulseError, PulseServer
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -44,42 +43,6 @@ def lang() -> IntentSet:
 @pytest.fixture(scope="session")
 def knee_hug() -> Routine:
     return routine.load()
-
-
-def drive(dialogue: Dialogue, lang: IntentSet, commands: Iterable[tuple[float, str]]) -> list[Action]:
-    """Say `commands` at their times on a virtual clock, then run to the end."""
-    intents = [(t, lang.match(text)) for t, text in commands]
-    assert all(intent is not None for _, intent in intents), commands
-    return simulate(dialogue, intents)  # type: ignore[arg-type]
-
-
-def says(actions: Iterable[Action], kind: str | None = None) -> list[Say]:
-    return [a for a in actions if isinstance(a, Say) and (kind is None or a.kind == kind)]
-
-
-def spoken_spans(actions: list[Action]) -> list[tuple[float, float, str]]:
-    """(start, end, text) of what is really heard: cuts end what plays and drop what is queued."""
-    spans: list[tuple[float, float, str]] = []
-    for a in actions:
-        if isinstance(a, Cut):
-            spans = [(s, min(e, a.t), x) for s, e, x in spans if s < a.t]
-        elif isinstance(a, Say):
-            spans.append((a.t, a.t + a.duration_s, a.text))
-    return sorted(spans)
-
-
-def completed_reps(actions: Iterable[Action]) -> list[tuple[int, str, int]]:
-    """(set, side, rep) of every rep done, read from the state changes alone."""
-    done: list[tuple[int, str, int]] = []
-    before: StateChange | None = None
-    for a in actions:
-        if not isinstance(a, StateChange):
-            continue
-        if before is not None and a.done != before.done:
-            assert a.done == before.done + 1, (before, a)
-            done.append((before.set_no, before.side, before.rep))
-        before = a
-    return done
 
 
 @pytest.fixture(scope="session")

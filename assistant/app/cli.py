@@ -1,0 +1,362 @@
+"""The command line: `backstretch run | say | voices | devices | routine | config | phrases`.
+
+Every user-fixable problem is a `BackstretchError`: one line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from assistant import __version__
+from assistant.app import demo, offline, service, settings, supervisor
+from assistant.app.download import download_model, download_voice
+from assistant.app.offline import run_audio, run_script
+from assistant.app.progress import TerminalProgress
+from assistant.app.store import ProgressStore, state_dir
+from assistant.app.timeline import TimelineFile, Transcript
+from assistant.coach import intents
+from assistant.coach.cues import spell_minutes
+from assistant.coach.dialogue import Dialogue, Say, simulate
+from assistant.coach.events import Sink
+from assistant.coach.intents import IntentSet
+from assistant.coach.routine import Routine
+from assistant.coach.session import Session
+from assistant.errors import BackstretchError, DeviceError
+from assistant.hear.capture import wav_chunks
+from assistant.hear.listen import CoachSpeech, Listener
+from assistant.hear.recognizer import open_recognizer
+from assistant.pcm import Audio, gain
+from assistant.speak import voices
+from assistant.speak.cache import CueCache
+from assistant.speak.devices import list_devices
+from assistant.speak.playback import Player
+from assistant.speak.render import WavRenderer
+from assistant.speak.tts import SpeechSettings, Synthesizer
+from assistant.speak.wav import read_wav, write_wav
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="backstretch",
+        description="A hands-free voice coach for the knee-to-chest stretch.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config", type=Path, help="configuration file (default: ~/.config/backstretch/config.yaml)"
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def with_routine(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--routine", help="a routine file of your own (same schema as the built-in one)")
+        p.add_argument("--verbosity", choices=("detailed", "brief", "counts"), help="how much the coach says")
+
+    run = sub.add_parser("run", help="run a session")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--text", action="store_true", help="type commands on stdin, in real time")
+    source.add_argument(
+        "--script",
+        type=Path,
+        metavar="FILE",
+        help="lines 'SECONDS TEXT', played on a virtual clock as fast as possible",
+    )
+    source.add_argument(
+        "--in", dest="in_wav", type=Path, metavar="WAV",
+        help="a recording as the microphone, on the virtual clock (any rate, channels, 16/32-bit)",
+    )  # fmt: skip
+    run.add_argument("--mute", action="store_true", help="print cues instead of speaking them")
+    run.add_argument(
+        "--out", type=Path, metavar="WAV", help="with --script or --in: render the coach's voice to a WAV"
+    )
+    run.add_argument("--timeline", type=Path, metavar="FILE", help="write every event as JSON Lines")
+    run.add_argument("--quiet", action="store_true", help="print nothing (with --timeline)")
+    with_routine(run)
+
+    say = sub.add_parser("say", help="speak one line (or render it with --out)")
+    say.add_argument("text", help="what to say")
+    say.add_argument("--out", type=Path, metavar="WAV", help="write a WAV instead of speaking")
+
+    sub.add_parser("devices", help="list the audio devices")
+    voice = sub.add_parser("voices", help="list the voices found, or download one")
+    voice_sub = voice.add_subparsers(dest="voices_command", metavar="ACTION")
+    voice_sub.add_parser("list", help="list the voices found (the default)")
+    download = voice_sub.add_parser("download", help="fetch a voice from the piper voice collection")
+    download.add_argument("name", help="a voice name, e.g. en_US-lessac-medium")
+
+    models = sub.add_parser("models", help="the vosk speech model")
+    models_sub = models.add_subparsers(dest="models_command", metavar="ACTION")
+    models_sub.add_parser("download", help="install vosk-model-small-en-us-0.15 (40 MB)")
+
+    routine = sub.add_parser("routine", help="print the plan and how long it takes")
+    with_routine(routine)
+    sub.add_parser("config", help="print the effective configuration and where each value came from")
+    sub.add_parser("phrases", help="list every phrase the coach understands, by intent")
+    sub.add_parser("history", help="list past sessions: date, duration, reps done")
+    service = sub.add_parser("service", help="start the coach at boot (systemd user unit)")
+    service_sub = service.add_subparsers(dest="service_command", metavar="ACTION")
+    service_install = service_sub.add_parser("install", help="write, enable and start the unit")
+    service_install.add_argument("--no-enable", action="store_true", help="only write the unit file")
+    demo = sub.add_parser("demo", help="a whole spoken session without microphone or speaker (make demo)")
+    demo.add_argument(
+        "--dir", type=Path, default=Path("demo"), help="where to write the audio (default: demo/)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return _dispatch(args)
+    except BackstretchError as exc:
+        print(f"backstretch: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command is None:
+        _parser().print_help()
+        return 0
+    overrides = {"routine": getattr(args, "routine", None), "verbosity": getattr(args, "verbosity", None)}
+    config = settings.load(args.config, overrides)
+    routine = config.load_routine()
+    language = intents.load()
+    if args.command == "config":
+        source = config.sources.get("routine", "default")
+        where = "the built-in routine" if source == "default" else f"routine {config.routine}"
+        print(f"# configuration file: {settings.default_path() if args.config is None else args.config}")
+        print(settings.describe(config, routine, where))
+        return 0
+    if args.command == "history":
+        return _history()
+    if args.command == "service":
+        if args.service_command != "install":
+            raise BackstretchError("usage: backstretch service install [--no-enable]")
+        path = service.install(args.config, enable=not args.no_enable)
+        done = "written" if args.no_enable else "enabled and started"
+        print(f"{path}: {done}; logs: journalctl --user -u backstretch")
+        return 0
+    if args.command == "demo":
+        return _demo(args.dir, language)
+    if args.command == "phrases":
+        for name in language.names:
+            print(f"{name}:")
+            for phrase in language.surface[name]:
+                print(f"  {phrase}")
+        return 0
+    if args.command == "routine":
+        print(describe_plan(routine, language, config.verbosity))
+        return 0
+    if args.command == "voices":
+        return _voices(args)
+    if args.command == "say":
+        return _say(args, config)
+    if args.command == "devices":
+        return _devices()
+    if args.command == "models":
+        if args.models_command != "download":
+            raise BackstretchError("usage: backstretch models download")
+        path = download_model(progress=TerminalProgress())
+        print(f"installed {path}; `backstretch run` now listens with vosk")
+        return 0
+    return _run(args, config, routine, language)
+
+
+def open_voice(config: settings.Settings) -> CueCache:
+    """The configured voice behind its cue cache: where every voice is created."""
+    speech = SpeechSettings(config.speaker, config.speech_rate, config.sentence_pause_s)
+    return CueCache(Synthesizer(voices.resolve(config.voice), speech))
+
+
+def prepare_cues(cache: CueCache, texts: Iterable[str]) -> int:
+    """Synthesise the cues not cached yet, with a progress bar; returns how many."""
+    progress = TerminalProgress(unit="cues")
+    missing = cache.missing(texts)
+    if missing:
+        progress.start(len(missing), f"preparing {len(missing)} cues in voice {cache.synth.voice.name}")
+    done = cache.warm(missing, lambda: progress.advance(1))
+    if missing:
+        progress.finish()
+    return done
+
+
+def _voices(args: argparse.Namespace) -> int:
+    if args.voices_command == "download":
+        path = download_voice(args.name, voices.user_voice_dir(), TerminalProgress())
+        print(f"installed {args.name} in {path.parent}; use it with voice: {{name: {args.name}}}")
+        return 0
+    found = voices.find_all()
+    print(f"{'name':36} {'language':8} {'quality':8} {'rate':>6}  source")
+    for info in found:
+        print(f"{info.name:36} {info.language:8} {info.quality:8} {info.sample_rate_hz:6d}  {info.source}")
+    print(f"\n{len(voices.names())} more can be downloaded: backstretch voices download NAME")
+    return 0
+
+
+def _say(args: argparse.Namespace, config: settings.Settings) -> int:
+    cache = open_voice(config)
+    audio = cache.get(args.text)
+    if args.out is not None:
+        write_wav(args.out, Audio(gain(audio.samples, config.volume), audio.rate_hz))
+        print(f"wrote {args.out} ({audio.duration_s:.2f} s)")
+        return 0
+    player = Player(cache, config.output_device, config.volume, config.output_rate_hz)
+    player.open()
+    try:
+        player.start_session()
+        player.schedule(0.1, audio)
+    finally:
+        player.close()
+    return 0
+
+
+def _devices() -> int:
+    devices = list_devices()
+    if not devices:
+        raise DeviceError("no audio devices found; check that the sound card or PulseAudio is running")
+    print(f"{'#':>3}  {'name':40} {'in':>3} {'out':>4} {'rate':>7}")
+    for index, info in enumerate(devices):
+        print(
+            f"{index:3d}  {info['name'][:40]:40} {info['max_input_channels']:3d} "
+            f"{info['max_output_channels']:4d} {info['default_samplerate']:7.0f}"
+        )
+    print("\nChoose one by name or number in the configuration: audio: {output_device: NAME}")
+    return 0
+
+
+def _demo(folder: Path, language: IntentSet) -> int:
+    """The main job on the embedded defaults: the user's configuration is not read."""
+    config = settings.Settings()
+    routine = config.load_routine()
+    cache = open_voice(config)
+    dialogue = Dialogue(routine, language, config.verbosity, config.volume)
+    prepare_cues(cache, dialogue.foreseeable_texts())
+    dialogue.speech_s = cache.duration_s
+    listener_wav = demo.write_listener(folder, routine, language, cache, config.verbosity)
+    coach = CoachSpeech()
+    session_wav = folder / "session.wav"
+    sinks: list[Sink] = [Transcript(sys.stdout), TimelineFile(folder / "timeline.jsonl"),
+                         WavRenderer(session_wav, cache, config.volume)]  # fmt: skip
+    session = Session(dialogue, language, sinks, schedulers=[coach])
+    recognizer = open_recognizer(config.stt_engine, language.phrases(), config.vosk_model)
+    run_audio(session, Listener(recognizer, language, coach), wav_chunks(listener_wav))
+    write_wav(folder / "conversation.wav", demo.mix(read_wav(session_wav), read_wav(listener_wav)))
+    print(
+        f"\nWrote {folder}/: listener.wav (what the user says), session.wav (the coach), "
+        f"conversation.wav (both), timeline.jsonl."
+    )
+    return 0
+
+
+def _history() -> int:
+    sessions = ProgressStore.history_at(state_dir())
+    if not sessions:
+        print("No sessions yet: say start back stretch.")
+        return 0
+    print(f"{'date':16}  {'duration':>8}  {'reps':>7}  end")
+    for entry in sessions:
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(entry["started"])))
+        minutes, seconds = divmod(round(float(entry["duration_s"])), 60)
+        reps = f"{entry['done']}/{entry['total']}"
+        print(f"{started:16}  {minutes:5d}:{seconds:02d}  {reps:>7}  {entry['end']}")
+    return 0
+
+
+def describe_plan(routine: Routine, language: IntentSet, verbosity: str) -> str:
+    """The plan in words, with the length of an uninterrupted session."""
+    first, second = routine.side_order()
+    order = ", ".join(f"{routine.reps_per_side} {s}" for _ in range(routine.sets) for s in (first, second))
+    pace = routine.pace
+    hold = f", stay {pace.hold_s:g} s" if pace.hold_s else ""
+    return "\n".join(
+        [
+            f"{routine.name}: {routine.sets} sets of {routine.reps_per_side} reps on each leg "
+            f"({routine.total_reps} in all)",
+            f"order: {order}",
+            f"pace: breathe in {pace.inhale_s:g} s, out and pull {pace.exhale_s:g} s{hold}",
+            f"verbosity: {verbosity}",
+            f"takes: {_format_s(session_length_s(routine, language, verbosity))} without pauses",
+        ]
+    )
+
+
+def session_length_s(routine: Routine, language: IntentSet, verbosity: str) -> float:
+    """The length of an uninterrupted session, by running one on the virtual clock."""
+    start = language.match("start")
+    assert start is not None
+    says = [a for a in simulate(Dialogue(routine, language, verbosity), [(0.0, start)]) if isinstance(a, Say)]
+    return max(a.t + a.duration_s for a in says)
+
+
+def _format_s(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s ({spell_minutes(seconds)})"
+
+
+def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, language: IntentSet) -> int:
+    if args.out is not None and args.script is None and args.in_wav is None:
+        raise BackstretchError("--out renders a --script or --in session; add one of them")
+    # --in always, and --script when muted or rendered, run on the virtual clock.
+    virtual = args.in_wav is not None or (args.script is not None and (args.mute or args.out is not None))
+    utterances = offline.load(args.script, language) if args.script else []
+    dialogue = Dialogue(routine, language, config.verbosity, config.volume)
+    sinks: list[Sink] = []
+    if not args.quiet:
+        sinks.append(Transcript(sys.stdout))
+    player: Player | None = None
+    if args.out is not None or not args.mute:
+        cache = open_voice(config)
+        if not virtual:  # find the device before the user waits for the cues
+            player = Player(cache, config.output_device, config.volume, config.output_rate_hz)
+            player.open()
+        prepare_cues(cache, dialogue.foreseeable_texts())
+        dialogue.speech_s = cache.duration_s
+        if args.out is not None:
+            sinks.append(WavRenderer(args.out, cache, config.volume))
+    if args.timeline:
+        sinks.append(TimelineFile(args.timeline))
+    store = None
+    if not virtual:  # a live session's place survives a restart; a simulated one leaves no trace
+        store = ProgressStore(dialogue)
+        sinks.append(store)
+    coach = CoachSpeech()
+    session = Session(
+        dialogue, language, sinks,
+        schedulers=[coach] + ([player] if player else []),
+        prefetch=player.cache.prefetch if player else lambda texts: None,
+    )  # fmt: skip
+    listening = not args.text and args.script is None
+    listener = None
+    if listening:
+        recognizer = open_recognizer(config.stt_engine, language.phrases(), config.vosk_model)
+        listener = Listener(recognizer, language, coach, config.wake_word)
+    if args.in_wav is not None:
+        assert listener is not None
+        run_audio(session, listener, wav_chunks(args.in_wav))
+    elif virtual:
+        run_script(session, utterances)
+    else:
+        supervisor.run(
+            session, player, store, listener, config.input_device, utterances,
+            stdin=sys.stdin if args.text else None, say=lambda text: print(text, file=sys.stderr),
+        )  # fmt: skip
+    log.info("session over: %s, %d reps done", dialogue.state.value, dialogue.done)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,203 @@
+"""The live supervisor: microphone, recogniser, dialogue and voice together, in real time.
+
+Threads rather than asyncio: PortAudio calls back on its own threads, and the
+recognisers and piper do their work in C with the GIL released; none of them is
+async. Who does what:
+
+    output callback (PortAudio)   mixes the scheduled cues; holds a lock for microseconds
+    input callback (PortAudio)    copies each 30 ms block into a queue, nothing more
+    listening thread              queue -> resampling -> recogniser -> Listener -> commands
+    stdin thread (--text)         typed lines -> commands
+    main thread                   the only one that touches the dialogue: commands in the
+                                  order they came, from one queue; the clock; the watchdogs
+
+Ctrl-C and SIGTERM reach the main thread as KeyboardInterrupt: the session falls
+silent, keeps its place (saved by the store), and the program ends cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import IO
+
+from assistant.app.offline import Utterance
+from assistant.app.store import ProgressStore
+from assistant.coach.dialogue import State
+from assistant.coach.session import Session
+from assistant.errors import DeviceError
+from assistant.hear.capture import Microphone
+from assistant.hear.listen import Listener
+from assistant.speak.playback import Player
+
+log = logging.getLogger(__name__)
+
+MIC_RETRY_S = 1.0  # how often to try a vanished microphone again
+
+
+def _sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # the same clean end as Ctrl-C
+
+
+def run(
+    session: Session,
+    player: Player | None,
+    store: ProgressStore | None,
+    listener: Listener | None = None,
+    input_device: str | None = None,
+    script: Sequence[Utterance] = (),
+    stdin: IO[str] | None = None,
+    say: Callable[[str], None] = lambda text: None,
+) -> bool:
+    """Run a live session until it ends, the input ends, or the user interrupts.
+    Returns True when it was interrupted with the session still under way."""
+    commands: queue.Queue[Heard | None] = queue.Queue()
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    microphone = None
+    try:
+        if store is not None:
+            saved = store.load()
+            if store.notice:
+                say(store.notice)
+            if saved is not None:
+                session.offer(saved.position, 0.0)
+        if listener is not None:
+            microphone = Microphone(input_device)
+            microphone.open()
+        if player is not None:
+            player.start_session()
+            clock, watchdog = player.now_s, player.check
+        else:
+            origin = time.monotonic()
+            clock, watchdog = (lambda: time.monotonic() - origin), (lambda: True)
+        if stdin is not None:
+            threading.Thread(target=_read, args=(stdin, commands), name="stdin", daemon=True).start()
+            say("Type a command (help lists them); Ctrl-D ends.")
+        if listener is not None and microphone is not None:
+            listener.offset_s = clock() - microphone.now_s()  # microphone time -> session time
+            threading.Thread(
+                target=_listen, args=(microphone, listener, commands, clock), name="listen", daemon=True
+            ).start()
+        try:
+            if listener is not None and microphone is not None:
+                say("Listening: say start back stretch.")
+            unknown = lambda text: say(f"({text!r} is no command; type help)")  # noqa: E731
+            run_live(session, commands, clock, script, on_unknown=unknown, watchdog=watchdog)
+        except KeyboardInterrupt:
+            pass  # run_live has ended the session, keeping its place
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if microphone is not None:
+            microphone.close()
+    interrupted = session.dialogue.state.value == "paused"
+    if interrupted and store is not None:
+        store.interrupted()
+        say("Stopped for now: the next `backstretch run` offers to carry on from here.")
+    return interrupted
+
+
+def _read(stream: IO[str], commands: queue.Queue[Heard | None]) -> None:
+    for line in stream:
+        commands.put(Heard(line.rstrip("\n")))
+    commands.put(None)
+
+
+def _listen(
+    microphone: Microphone,
+    listener: Listener,
+    commands: queue.Queue[Heard | None],
+    clock: Callable[[], float],
+) -> None:
+    """The listening thread. A microphone that vanishes is tried again every second;
+    the session goes on meanwhile (typed commands and the coach are unaffected)."""
+    warned = False
+    for chunk in microphone.chunks(timeout_s=MIC_RETRY_S):
+        if chunk is not None:
+            for command in listener.feed(chunk):
+                commands.put(Heard(command.text, command.fired_s, command.speech_end_s))
+            continue
+        if microphone.active():
+            continue
+        if not warned:
+            log.warning("the microphone stopped; trying to reopen it")
+            warned = True
+        try:
+            microphone.reopen()
+        except DeviceError as exc:
+            log.debug("still no microphone: %s", exc)
+            continue
+        listener.recognizer.reset()
+        listener.offset_s = clock() - microphone.now_s()
+        log.warning("the microphone is back")
+        warned = False
+
+
+@dataclass(frozen=True)
+class Heard:
+    """Something the user said; `t` is when (session time), or None for "now"; a
+    recogniser also gives where the speech ended."""
+
+    text: str
+    t: float | None = None
+    speech_end_s: float | None = None
+
+
+LOOKAHEAD_S = 0.3  # cues are decided this far ahead, so a player gets them before their sample
+ANSWER_MARGIN_S = 0.08  # a reply starts this long after the command is handled: in the
+# player's hands before its first sample (more than one output block), so placed exactly
+POLL_S = 0.5  # longest wait between checks of the device
+
+
+def run_live(
+    session: Session,
+    inputs: queue.Queue[Heard | None],
+    clock: Callable[[], float],
+    script: Sequence[Utterance] = (),
+    on_unknown: Callable[[str], None] = lambda text: None,
+    watchdog: Callable[[], bool] = lambda: True,
+) -> None:
+    """Run in real time on `clock` (session seconds): typed or heard lines from `inputs`
+    (None ends the input), and `script` lines at their times.
+
+    Ends at the end of input, or, with a script and no other input, once the script
+    is played and the session is no longer running. A session still under way at
+    the end keeps its place (see `Session.end`).
+    """
+    pending = list(script)
+    session.clock = clock
+    try:
+        while True:
+            now = clock()
+            session.run_until(now + LOOKAHEAD_S)
+            while pending and pending[0].t <= now + LOOKAHEAD_S:  # known ahead: decided ahead
+                said = pending.pop(0)
+                session.hear(said.text, said.t)
+            if script and not pending and session.dialogue.state is not State.RUNNING:
+                break
+            wake = session.next_event_at()
+            if pending:
+                wake = min(wake if wake is not None else math.inf, pending[0].t)
+            # Wake a lookahead before the next event, so its audio is placed in time.
+            timeout = POLL_S if wake is None else min(max(wake - LOOKAHEAD_S - now, 0.0), POLL_S)
+            try:
+                item = inputs.get(timeout=timeout)
+            except queue.Empty:
+                watchdog()
+                continue
+            if item is None:
+                break
+            now = clock()
+            said_at = now if item.t is None else item.t
+            answer_at = now + ANSWER_MARGIN_S
+            if item.text.strip() and not session.hear(item.text, said_at, item.speech_end_s, answer_at):
+                on_unknown(item.text)
+    finally:
+        session.end(clock())
+        session.close()

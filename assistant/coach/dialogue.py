@@ -1,0 +1,477 @@
+"""The dialogue manager: a pure state machine that walks the routine and answers commands.
+
+It is driven by two events, both stamped with session time in seconds:
+
+    advance(now)         the clock reached `now`
+    hear(intent, now)    the user said a command at `now`
+
+and returns the actions to carry out: `Say` (text at a time, with its duration),
+`Cut` (silence whatever is playing), `Volume` and `StateChange`. It never reads a
+clock, a device or a file; `next_wakeup()` tells the caller when to call
+`advance` next. Utterances never overlap: each starts no earlier than the end of
+the one before, and a step that is still being spoken lasts until its words end.
+
+States: IDLE -> RUNNING <-> PAUSED -> FINISHED or STOPPED (either can start again).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from assistant.coach import cues
+from assistant.coach.cues import spell, spell_minutes
+from assistant.coach.intents import Intent, IntentSet
+from assistant.coach.routine import Pace, Routine, Step, StepKind, plan
+
+log = logging.getLogger(__name__)
+
+GAP_S = 0.4  # least silence after a cue before the next step's cue
+PACE_STEP = 1.2  # slower multiplies each phase by this, faster divides
+BREATH_BOUNDS_S = (4.0, 20.0)  # shortest and longest inhale + exhale
+VOLUME_STEP = 0.1
+VOLUME_BOUNDS = (0.1, 1.0)
+_ADJUSTMENTS = frozenset({"slower", "faster", "louder", "quieter"})
+
+
+class State(enum.Enum):
+    IDLE = "idle"
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class Say:
+    """Speak `text` from session time `t` for `duration_s`; `kind` tells cues from replies."""
+
+    t: float
+    text: str
+    duration_s: float
+    kind: str
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Silence whatever is being spoken at `t` (a pause or stop interrupts a cue)."""
+
+    t: float
+
+
+@dataclass(frozen=True)
+class Volume:
+    t: float
+    volume: float
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """Where the session is: `rep` is the rep under way (0 between sides), `done` the reps done."""
+
+    t: float
+    state: State
+    set_no: int
+    side: str
+    rep: int
+    done: int
+
+
+Action = Say | Cut | Volume | StateChange
+
+
+def estimate_speech_s(text: str) -> float:
+    """A rough speaking time, until the coach has a voice that gives the real one."""
+    return 0.25 + 0.055 * len(text)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a session stands, enough to pick it up again: the rep to go back to
+    (rep 0: the start of that side), the reps done, and the pace."""
+
+    set_no: int
+    side: str
+    rep: int
+    done: int
+    pace: Pace
+
+
+class Dialogue:
+    """Steps through the routine and answers every command, in every state."""
+
+    def __init__(
+        self,
+        routine: Routine,
+        intents: IntentSet,
+        verbosity: str = "detailed",
+        volume: float = 0.8,
+        speech_s: Callable[[str], float] = estimate_speech_s,
+    ) -> None:
+        self.routine = routine
+        self.intents = intents
+        self.verbosity = verbosity
+        self.volume = volume
+        self.speech_s = speech_s
+        self.steps: tuple[Step, ...] = plan(routine, with_hold=routine.pace.hold_s > 0)
+        self.state = State.IDLE
+        self.pace = routine.pace
+        self.index = 0  # the step under way (RUNNING) or to resume from (PAUSED)
+        self.done = 0
+        self.step_ends = 0.0  # when the step under way hands over to the next
+        self.busy_until = 0.0  # when the last utterance ends
+        self.started_at = 0.0
+        self.last_instruction = ""
+        self.saved: int | None = None  # a step to carry on from, offered after a restart
+        self._reported: tuple[object, ...] = ()
+
+    # -- the two events ------------------------------------------------------
+
+    def next_wakeup(self) -> float | None:
+        """When `advance` must next be called; None while nothing is scheduled."""
+        return self.step_ends if self.state is State.RUNNING else None
+
+    def advance(self, now: float) -> list[Action]:
+        """Carry the session forward to `now`, starting every step due by then."""
+        out: list[Action] = []
+        while self.state is State.RUNNING and self.step_ends <= now:
+            self._end_step(self.step_ends, out)
+        return out
+
+    def hear(self, intent: Intent, now: float) -> list[Action]:
+        """Answer `intent`, said at `now`."""
+        out = self.advance(now)
+        handler = getattr(self, f"_on_{intent.name}", None)
+        if handler is None:
+            log.warning("no handler for intent %r", intent.name)
+            return out
+        handler(intent, now, out)
+        if intent.name in _ADJUSTMENTS and self.state not in (State.RUNNING, State.PAUSED):
+            self._reply(now, "hint", out)  # the change is kept; say how to begin
+        self._report(now, out)
+        return out
+
+    # -- queries ---------------------------------------------------------------
+
+    @property
+    def current(self) -> Step:
+        return self.steps[min(self.index, len(self.steps) - 1)]
+
+    def remaining_s(self) -> float:
+        """A rough time to the end, at the current pace."""
+        return sum(self._nominal_s(s) for s in self.steps[self.index :])
+
+    def total_s(self) -> float:
+        return sum(self._nominal_s(s) for s in self.steps)
+
+    def position(self) -> Position:
+        step = self.steps[min(self._resume_index(), len(self.steps) - 1)]
+        return Position(step.set_no, step.side, step.rep, self.done, self.pace)
+
+    def interrupt(self, t: float) -> list[Action]:
+        """The program is ending with the session under way (Ctrl-C, SIGTERM, end of
+        input): fall silent and keep the place, as a pause does, without a word."""
+        out: list[Action] = []
+        if self.state is State.RUNNING:
+            self._interrupt(t, out)
+            self.index = self._resume_index()
+            self.state = State.PAUSED
+            self._report(t, out)
+        return out
+
+    def offer(self, saved: Position, t: float) -> list[Action]:
+        """After a restart: offer to carry on from `saved`. Resume picks it up; start
+        begins again. A position the routine does not have (it changed) is ignored."""
+        index = next(
+            (
+                i
+                for i, step in enumerate(self.steps)
+                if (step.set_no, step.side, step.rep) == (saved.set_no, saved.side, saved.rep)
+            ),
+            None,
+        )
+        if index is None or self.state is not State.IDLE:
+            log.info("not offering %s: not in this routine", saved)
+            return []
+        self.saved, self.index, self.done, self.pace = index, index, saved.done, saved.pace
+        out: list[Action] = []
+        self._reply(t, "offer", out, **self._where())
+        return out
+
+    def likely_texts(self, t: float) -> list[str]:
+        """Lines that depend on the moment and may be asked for next, worth synthesising
+        ahead so the answer is immediate: the summary if the user stopped at `t`, and,
+        while paused, the resume line."""
+        if self.state not in (State.RUNNING, State.PAUSED):
+            return []
+        out = [self._summary_text("stopped", t)]
+        if self.state is State.PAUSED:
+            out.append(self.intents.say("resuming", **self._where()))
+        return out
+
+    def foreseeable_texts(self) -> set[str]:
+        """What a cue cache should hold before the session: every cue of the plan, every
+        fixed reply, and the pace replies along the slower and faster steps."""
+        texts = {
+            cues.step_text(self.routine, step, self.verbosity, fresh)
+            for step in self.steps
+            for fresh in (False, True)
+        }
+        texts |= {text for text in self.intents.responses.values() if "{" not in text}
+        low, high = BREATH_BOUNDS_S
+        for factor, name in ((PACE_STEP, "slower"), (1 / PACE_STEP, "faster")):
+            pace = self.pace
+            while low <= (pace.inhale_s + pace.exhale_s) * factor <= high:
+                pace = pace.scaled(factor)
+                texts.add(self._pace_reply(name, pace))
+        return texts
+
+    # -- stepping ------------------------------------------------------------
+
+    def _nominal_s(self, step: Step) -> float:
+        if step.kind is StepKind.INHALE or step.kind is StepKind.RELEASE:
+            return self.pace.inhale_s
+        if step.kind is StepKind.EXHALE:
+            return self.pace.exhale_s
+        if step.kind is StepKind.HOLD:
+            return self.pace.hold_s
+        return self.routine.coaching.settle_s + 12.0  # setup: words plus settling in
+
+    def _begin_step(self, index: int, t: float, out: list[Action], fresh: bool = False) -> None:
+        self.index = index
+        step = self.steps[index]
+        text = cues.step_text(self.routine, step, self.verbosity, fresh)
+        start = max(t, self.busy_until)
+        spoken = self._say(start, text, step.kind.value, out)
+        self.last_instruction = text
+        if step.kind is StepKind.SETUP:
+            length = spoken + GAP_S + self.routine.coaching.settle_s
+        else:
+            length = max(self._nominal_s(step), spoken + GAP_S)
+        self.step_ends = start + length
+        self._report(start, out)
+
+    def _end_step(self, t: float, out: list[Action]) -> None:
+        if self.current.completes_rep:
+            self.done += 1
+        if self.index + 1 < len(self.steps):
+            self._begin_step(self.index + 1, t, out)
+        else:
+            self.index = len(self.steps)
+            self._finish(t, out)
+
+    def _finish(self, t: float, out: list[Action]) -> None:
+        self.state = State.FINISHED
+        self._summary("finished", t, out)
+        self._report(t, out)
+
+    def _summary_text(self, key: str, t: float) -> str:
+        return str(self.routine.cues[key]).format(
+            sets=spell(self.routine.sets),
+            done=spell(self.done),
+            total=spell(self.routine.total_reps),
+            minutes=spell_minutes(max(t, self.busy_until) - self.started_at),
+        )
+
+    def _summary(self, key: str, t: float, out: list[Action]) -> None:
+        text = self._summary_text(key, t)
+        self._say(t, text, key, out)
+        self.last_instruction = text
+
+    def _resume_index(self) -> int:
+        """The step to go back to: the start of the rep (or side) under way."""
+        i = min(self.index, len(self.steps))
+        if i == len(self.steps):
+            return i
+        step = self.steps[i]
+        if step.kind is StepKind.RELEASE:
+            return i + 1  # the side is done; carry on with the next one
+        while step.rep and i > 0 and self.steps[i - 1].rep == step.rep:
+            i -= 1
+        return i
+
+    def _say(self, t: float, text: str, kind: str, out: list[Action]) -> float:
+        start = max(t, self.busy_until)
+        duration = self.speech_s(text)
+        out.append(Say(start, text, duration, kind))
+        self.busy_until = start + duration
+        return duration
+
+    def _reply(self, t: float, key: str, out: list[Action], **values: object) -> None:
+        if key in ("hint", "help_idle") and self.state is State.IDLE and self.saved is not None:
+            key, values = "offer", self._where()  # a restart's offer still stands
+        self._say(t, self.intents.say(key, **values), "reply", out)
+
+    def _interrupt(self, t: float, out: list[Action]) -> None:
+        """Cut off the cue under way, for commands that must take effect at once."""
+        if self.busy_until > t:
+            out.append(Cut(t))
+            self.busy_until = t
+
+    def _where(self) -> dict[str, object]:
+        step = self.steps[min(self._resume_index(), len(self.steps) - 1)]
+        return {
+            "set": spell(step.set_no),
+            "sets": spell(self.routine.sets),
+            "side": step.side,
+            "rep": spell(max(step.rep, 1)),
+            "reps": spell(self.routine.reps_per_side),
+        }
+
+    def _report(self, t: float, out: list[Action]) -> None:
+        step = self.current
+        rep = step.rep if self.state in (State.RUNNING, State.PAUSED) else 0
+        key = (self.state, step.set_no, step.side, rep, self.done)
+        if key != self._reported:
+            self._reported = key
+            out.append(StateChange(t, self.state, step.set_no, step.side, rep, self.done))
+
+    # -- commands ------------------------------------------------------------
+
+    def _on_start(self, intent: Intent, t: float, out: list[Action]) -> None:
+        if self.state is State.RUNNING:
+            self._reply(t, "already_running", out, **self._where())
+        elif self.state is State.PAUSED:
+            self._on_resume(intent, t, out)
+        else:
+            self.state = State.RUNNING
+            self.done = 0
+            self.saved = None
+            self.pace = self.routine.pace
+            self.started_at = t
+            self._begin_step(0, t, out, fresh=True)
+
+    def _on_pause(self, intent: Intent, t: float, out: list[Action]) -> None:
+        if self.state is State.PAUSED:
+            self._reply(t, "already_paused", out, **self._where())
+        elif self.state is State.RUNNING:
+            self._interrupt(t, out)
+            self.index = self._resume_index()
+            self.state = State.PAUSED
+            self._reply(t, "paused", out)
+            if self.index >= len(self.steps):
+                self._finish(t, out)
+        else:
+            self._reply(t, "not_running", out)
+
+    def _on_resume(self, intent: Intent, t: float, out: list[Action]) -> None:
+        if self.state is State.PAUSED:
+            self.state = State.RUNNING
+            self._reply(t, "resuming", out, **self._where())
+            self._begin_step(self.index, t, out, fresh=True)
+        elif self.state is State.RUNNING:
+            self._reply(t, "already_running", out, **self._where())
+        elif self.state is State.IDLE and self.saved is not None:
+            index, self.saved = self.saved, None
+            self.state = State.RUNNING
+            self.started_at = t
+            self._reply(t, "resuming", out, **self._where())
+            self._begin_step(index, t, out, fresh=True)
+        else:
+            self._reply(t, "hint", out)
+
+    def _on_stop(self, intent: Intent, t: float, out: list[Action]) -> None:
+        if self.state in (State.RUNNING, State.PAUSED):
+            self._interrupt(t, out)
+            if self.state is State.RUNNING:
+                self.index = self._resume_index()
+            self.state = State.STOPPED
+            self._summary("stopped", t, out)
+        else:
+            self._reply(t, "not_running", out)
+
+    def _on_skip(self, intent: Intent, t: float, out: list[Action]) -> None:
+        if self.state not in (State.RUNNING, State.PAUSED):
+            self._reply(t, "not_running", out)
+            return
+        here = self.current
+        to_set = intent.slots.get("skip_target") == "set"
+        target = next(
+            (
+                i
+                for i in range(self.index + 1, len(self.steps))
+                if self.steps[i].kind is StepKind.SETUP
+                and (self.steps[i].set_no > here.set_no if to_set else True)
+            ),
+            None,
+        )
+        self._interrupt(t, out)
+        self.state = State.RUNNING
+        if target is None:
+            self._reply(t, "skip_last", out)
+            self.index = len(self.steps)
+            self._finish(t, out)
+            return
+        self._reply(t, "skip", out)
+        self._begin_step(target, t, out, fresh=self.steps[target].side_index == 0 and to_set)
+
+    def _change_pace(self, t: float, out: list[Action], factor: float, name: str) -> None:
+        low, high = BREATH_BOUNDS_S
+        breath = self.pace.inhale_s + self.pace.exhale_s
+        wanted = min(max(breath * factor, low), high)
+        if abs(wanted - breath) < 0.05:
+            self._reply(t, "slowest" if factor > 1 else "fastest", out)
+            return
+        self.pace = self.pace.scaled(wanted / breath)
+        log.info("pace now %.2f s in, %.2f s out", self.pace.inhale_s, self.pace.exhale_s)
+        self._say(t, self._pace_reply(name, self.pace), "reply", out)
+
+    def _pace_reply(self, name: str, pace: Pace) -> str:
+        return self.intents.say(name, inhale=spell(round(pace.inhale_s)), exhale=spell(round(pace.exhale_s)))
+
+    def _on_slower(self, intent: Intent, t: float, out: list[Action]) -> None:
+        self._change_pace(t, out, PACE_STEP, "slower")
+
+    def _on_faster(self, intent: Intent, t: float, out: list[Action]) -> None:
+        self._change_pace(t, out, 1 / PACE_STEP, "faster")
+
+    def _change_volume(self, t: float, out: list[Action], delta: float, name: str) -> None:
+        low, high = VOLUME_BOUNDS
+        wanted = round(min(max(self.volume + delta, low), high), 2)
+        if abs(wanted - self.volume) < 1e-6:
+            self._reply(t, "loudest" if delta > 0 else "quietest", out)
+            return
+        self.volume = wanted
+        out.append(Volume(t, wanted))
+        self._reply(t, name, out)
+
+    def _on_louder(self, intent: Intent, t: float, out: list[Action]) -> None:
+        self._change_volume(t, out, VOLUME_STEP, "louder")
+
+    def _on_quieter(self, intent: Intent, t: float, out: list[Action]) -> None:
+        self._change_volume(t, out, -VOLUME_STEP, "quieter")
+
+    def _on_repeat(self, intent: Intent, t: float, out: list[Action]) -> None:
+        if self.last_instruction:
+            self._say(t, self.last_instruction, "repeat", out)
+        else:
+            self._reply(t, "hint", out)
+
+    def _on_status(self, intent: Intent, t: float, out: list[Action]) -> None:
+        minutes = spell_minutes(self.remaining_s())
+        if self.state is State.RUNNING:
+            self._reply(t, "status", out, minutes=minutes, **self._where())
+        elif self.state is State.PAUSED:
+            self._reply(t, "status_paused", out, minutes=minutes, **self._where())
+        elif self.state is State.IDLE:
+            self._reply(t, "status_idle", out, minutes=spell_minutes(self.total_s()))
+        else:
+            self._summary("finished" if self.state is State.FINISHED else "stopped", t, out)
+
+    def _on_help(self, intent: Intent, t: float, out: list[Action]) -> None:
+        running = self.state in (State.RUNNING, State.PAUSED)
+        self._reply(t, "help" if running else "help_idle", out)
+
+
+def simulate(dialogue: Dialogue, commands: Iterable[tuple[float, Intent]]) -> list[Action]:
+    """Run `dialogue` on the virtual clock: each intent at its time, then on to the end."""
+    out: list[Action] = []
+    for t, intent in commands:
+        while (wake := dialogue.next_wakeup()) is not None and wake <= t:
+            out += dialogue.advance(wake)
+        out += dialogue.hear(intent, t)
+    while (wake := dialogue.next_wakeup()) is not None:
+        out += dialogue.advance(wake)
+    return out

@@ -1,0 +1,337 @@
+"""What the user can say: intent templates from YAML, normalisation, matching.
+
+Templates follow the spirit of Home Assistant's hassil:
+
+    "(start|begin) [the] back stretch"   alternatives in (), optional words in []
+    "skip to the {target}"               a slot filled from a list in the same file
+
+A template set is finite, so it expands to the complete list of phrases; that
+list is both the matcher (a dictionary from normalised phrase to intent) and
+the closed grammar a speech recogniser needs.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import itertools
+import logging
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from assistant.coach import cues, yamldoc
+
+log = logging.getLogger(__name__)
+
+# Words a person adds around a command without changing it ("okay, pause please").
+FILLERS = frozenset({"please", "okay", "ok", "um", "uh", "erm", "hey", "so", "now", "oh", "coach"})
+MAX_PHRASES = 20_000  # a template set that expands further is a mistake in the file
+
+
+# -- normalisation ---------------------------------------------------------
+
+_CONTRACTIONS = {
+    "can't": "can not",
+    "cannot": "can not",
+    "won't": "will not",
+    "let's": "let us",
+    "i'm": "i am",
+    "it's": "it is",
+    "that's": "that is",
+    "what's": "what is",
+    "where's": "where is",
+    "how's": "how is",
+    "there's": "there is",
+}
+_SUFFIXES = (("n't", " not"), ("'re", " are"), ("'ve", " have"), ("'ll", " will"), ("'d", " would"))
+
+
+def normalise(text: str) -> str:
+    """Lower case, contractions expanded, punctuation gone, numbers as words."""
+    text = text.lower().replace("\u2019", "'").replace("-", " ")
+    words: list[str] = []
+    for raw in re.findall(r"[a-z0-9']+", text):
+        word = raw.strip("'")
+        if word in _CONTRACTIONS:
+            word = _CONTRACTIONS[word]
+        else:
+            for suffix, expansion in _SUFFIXES:
+                if word.endswith(suffix):
+                    word = word[: -len(suffix)] + expansion
+                    break
+        if word.isdigit() and int(word) < 1000:
+            word = cues.spell(int(word))
+        words.extend(word.replace("'", "").split())
+    return " ".join(words)
+
+
+def strip_fillers(normalised: str) -> str:
+    """`normalised` without filler words at either end."""
+    words = normalised.split()
+    while words and words[0] in FILLERS:
+        words.pop(0)
+    while words and words[-1] in FILLERS:
+        words.pop()
+    return " ".join(words)
+
+
+# -- templates ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Words:
+    text: str
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+
+
+@dataclass(frozen=True)
+class Alt:
+    options: tuple[Seq, ...]
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Seq:
+    items: tuple[Words | Slot | Alt, ...]
+
+
+_TOKEN = re.compile(r"\s*(\(|\)|\[|\]|\||\{[a-z_]+\}|[^\s()\[\]|{}]+)")
+
+
+def parse_template(template: str) -> Alt:
+    """Parse a template into a tree; raises ValueError with the problem."""
+    tokens = _TOKEN.findall(template)
+    if "".join(tokens) != re.sub(r"\s+", "", template):
+        raise ValueError("unexpected character (only words, ( | ) [ ] and {slot} are allowed)")
+    pos = 0
+
+    def alternatives(closing: str | None) -> tuple[Seq, ...]:
+        nonlocal pos
+        options: list[Seq] = []
+        items: list[Words | Slot | Alt] = []
+        while pos < len(tokens):
+            tok = tokens[pos]
+            pos += 1
+            if tok in "([":
+                inner = alternatives(")" if tok == "(" else "]")
+                items.append(Alt(inner, optional=tok == "["))
+            elif tok == "|":
+                options.append(Seq(tuple(items)))
+                items = []
+            elif tok in ")]":
+                if tok != closing:
+                    raise ValueError(f"unbalanced {tok!r}")
+                options.append(Seq(tuple(items)))
+                return tuple(options)
+            elif tok.startswith("{"):
+                items.append(Slot(tok[1:-1]))
+            else:
+                items.append(Words(tok))
+        if closing is not None:
+            raise ValueError(f"missing {closing!r}")
+        options.append(Seq(tuple(items)))
+        return tuple(options)
+
+    tree = Alt(alternatives(None))
+    return tree
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """One concrete phrase: its surface words, and the slots its list words fill."""
+
+    text: str
+    slots: tuple[tuple[str, str], ...] = ()
+
+
+def expand(node: Alt | Seq, lists: Mapping[str, Sequence[tuple[Alt, str]]]) -> Iterator[Phrase]:
+    """Every phrase a template tree allows."""
+    if isinstance(node, Alt):
+        if node.optional:
+            yield Phrase("")
+        for option in node.options:
+            yield from expand(option, lists)
+        return
+    parts: list[list[Phrase]] = []
+    for item in node.items:
+        if isinstance(item, Words):
+            parts.append([Phrase(item.text)])
+        elif isinstance(item, Slot):
+            if item.name not in lists:
+                raise ValueError(f"unknown list {{{item.name}}}")
+            parts.append(
+                [
+                    Phrase(p.text, ((item.name, value),))
+                    for tree, value in lists[item.name]
+                    for p in expand(tree, lists)
+                ]
+            )
+        else:
+            parts.append(list(expand(item, lists)))
+    for combo in itertools.product(*parts):
+        text = " ".join(p.text for p in combo if p.text)
+        yield Phrase(text, tuple(s for p in combo for s in p.slots))
+
+
+# -- the intent set ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A recognised command: its name and slot values."""
+
+    name: str
+    slots: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IntentSet:
+    """All intents of one language, expanded, plus the coach's response texts."""
+
+    language: str
+    names: tuple[str, ...]
+    table: Mapping[str, Intent]  # normalised phrase -> intent
+    surface: Mapping[str, tuple[str, ...]]  # intent -> phrases as written, for grammars
+    responses: Mapping[str, str]
+
+    def match(self, text: str) -> Intent | None:
+        """The intent `text` says, or None when it is no command."""
+        key = normalise(text)
+        hit = self.table.get(key) or self.table.get(strip_fillers(key))
+        log.debug("match %r -> %s", text, hit.name if hit else None)
+        return hit
+
+    def phrases(self) -> list[str]:
+        """Every phrase of every intent, lower case, as a recogniser should hear it."""
+        return sorted({p for group in self.surface.values() for p in group})
+
+    def complete_phrases(self) -> list[str]:
+        """The phrases a recogniser may act on as soon as it has heard them: those that no
+        longer phrase of another intent begins with ("start", but not when "start it again"
+        means repeat, for the user may not have finished)."""
+        phrases = self.phrases()
+        meaning = {p: self.match(p) for p in phrases}
+        by_words = [(p, p.split()) for p in phrases]
+        out = []
+        for phrase, words in by_words:
+            longer = (q for q, w in by_words if len(w) > len(words) and w[: len(words)] == words)
+            if all(meaning[q] == meaning[phrase] for q in longer):
+                out.append(phrase)
+        return out
+
+    def vocabulary(self) -> list[str]:
+        return sorted({w for p in self.phrases() for w in p.split()})
+
+    def say(self, key: str, **values: object) -> str:
+        """A response text with its placeholders filled."""
+        return self.responses[key].format(**values)
+
+
+REQUIRED = (
+    "start",
+    "pause",
+    "resume",
+    "stop",
+    "slower",
+    "faster",
+    "repeat",
+    "status",
+    "skip",
+    "help",
+    "louder",
+    "quieter",
+)
+RESPONSES = (
+    "hint",
+    "paused",
+    "already_paused",
+    "resuming",
+    "already_running",
+    "slower",
+    "faster",
+    "slowest",
+    "fastest",
+    "status",
+    "status_idle",
+    "status_paused",
+    "help",
+    "help_idle",
+    "louder",
+    "quieter",
+    "loudest",
+    "quietest",
+    "not_running",
+    "skip",
+    "skip_last",
+    "offer",
+)
+
+
+def default_path(language: str = "en") -> Path:
+    return Path(str(importlib.resources.files("assistant.lang") / f"{language}.yaml"))
+
+
+def load(path: Path | None = None) -> IntentSet:
+    """Load and expand an intents file (the bundled English one by default)."""
+    return from_doc(yamldoc.load(path or default_path()))
+
+
+def from_doc(doc: yamldoc.Doc) -> IntentSet:
+    doc.mapping((), ("language", "intents", "lists", "responses"))
+    lists: dict[str, list[tuple[Alt, str]]] = {}
+    for name in doc.mapping(("lists",)):
+        values = []
+        for i, _entry in enumerate(doc.sequence(("lists", name))):
+            doc.mapping(("lists", name, i), ("in", "out"))
+            values.append((_parse(doc, ("lists", name, i, "in")), doc.text(("lists", name, i, "out"))))
+        lists[name] = values
+    table: dict[str, Intent] = {}
+    surface: dict[str, tuple[str, ...]] = {}
+    intents = doc.mapping(("intents",))
+    for name in REQUIRED:
+        if name not in intents:
+            raise doc.error(("intents",), f"the intent {name!r} is missing")
+    for name in intents:
+        said: list[str] = []
+        for i, _ in enumerate(doc.sequence(("intents", name))):
+            path = ("intents", name, i)
+            try:
+                phrases = list(expand(_parse(doc, path), lists))
+            except ValueError as exc:
+                raise doc.error(path, str(exc)) from exc
+            for phrase in phrases:
+                key = normalise(phrase.text)
+                if not key:
+                    raise doc.error(path, "a template may not allow an empty phrase")
+                other = table.get(key)
+                if other is not None and other.name != name:
+                    raise doc.error(path, f"{phrase.text!r} already means {other.name!r}")
+                table[key] = Intent(name, dict(phrase.slots))
+                said.append(phrase.text)
+            if len(table) > MAX_PHRASES:
+                raise doc.error(path, f"templates expand to over {MAX_PHRASES} phrases")
+        surface[name] = tuple(dict.fromkeys(said))
+    responses = doc.mapping(("responses",))
+    for key in RESPONSES:
+        doc.text(("responses", key))
+    log.debug("%d intents, %d phrases", len(surface), len(table))
+    return IntentSet(
+        language=doc.text(("language",), "en"),
+        names=tuple(intents),
+        table=table,
+        surface=surface,
+        responses={k: " ".join(str(v).split()) for k, v in responses.items()},
+    )
+
+
+def _parse(doc: yamldoc.Doc, path: yamldoc.PathKey) -> Alt:
+    template = doc.text(path)
+    try:
+        return parse_template(template.lower())
+    except ValueError as exc:
+        raise doc.error(path, f"bad template {template!r}: {exc}") from exc

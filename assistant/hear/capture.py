@@ -1,0 +1,120 @@
+"""Where the recogniser's audio comes from: a microphone, or a WAV file standing in for one.
+
+Both yield `Chunk`s of 16 kHz mono int16, 30 ms each, stamped with the audio
+time at their end (seconds of audio since the source started). A microphone
+that does not take 16 kHz is opened at its own rate and resampled on the fly.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.pcm import RATE_HZ, Samples, resample
+from assistant.speak.devices import open_stream
+from assistant.speak.wav import read_wav
+
+log = logging.getLogger(__name__)
+
+CHUNK_FRAMES = 480  # 30 ms at 16 kHz: short enough for a quick endpoint
+
+
+@dataclass(frozen=True)
+class Chunk:
+    samples: Samples  # 16 kHz mono
+    end_s: float  # audio time at the chunk's end
+
+
+def wav_chunks(path: Path) -> Iterator[Chunk]:
+    """A WAV file (any rate, channels, 16/24/32-bit or float) as microphone chunks."""
+    audio = resample(read_wav(path), RATE_HZ)
+    log.info("feeding %s: %.1f s", path, audio.duration_s)
+    for start in range(0, len(audio.samples), CHUNK_FRAMES):
+        block = audio.samples[start : start + CHUNK_FRAMES]
+        yield Chunk(block, (start + len(block)) / RATE_HZ)
+
+
+class Microphone:
+    """A sounddevice input stream; `chunks()` yields what it hears, in order, as it comes."""
+
+    def __init__(self, device: str | None) -> None:
+        self.device = device
+        self._queue: queue.Queue[Samples | None] = queue.Queue()
+        self._stream: Any = None
+        self._resampler: Any = None
+        self._frames = 0  # 16 kHz frames delivered: the microphone's audio clock
+        self._closed = threading.Event()  # closed on purpose: not to be reopened
+        self._lock = threading.Lock()  # one open or close at a time
+        self.overflows = 0
+
+    def open(self) -> None:
+        where = f"microphone {self.device!r}" if self.device else "the default microphone"
+        self._stream = open_stream(self.device, "input", RATE_HZ, self._open_at, f"cannot listen on {where}")
+
+    def _open_at(self, sd: Any, device: int | str | None, rate: int) -> Any:
+        if rate != RATE_HZ:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(rate, RATE_HZ, 1, dtype="int16")
+        blocksize = round(CHUNK_FRAMES * rate / RATE_HZ)
+        stream = sd.InputStream(
+            samplerate=rate, channels=1, dtype="int16", device=device, blocksize=blocksize,
+            callback=self._callback, finished_callback=lambda: self._queue.put(None),
+        )  # fmt: skip
+        stream.start()
+        log.info("microphone %s at %d Hz", stream.device, rate)
+        return stream
+
+    def _callback(self, indata: Any, frames: int, time: Any, status: Any) -> None:
+        if status.input_overflow:
+            self.overflows += 1
+        self._queue.put(indata[:, 0].copy())  # no work here: the listener thread resamples
+
+    def chunks(self, timeout_s: float = 1.0) -> Iterator[Chunk | None]:
+        """Chunks as they come; None when nothing came within `timeout_s` (or the device
+        went away), so the caller can check on things and carry on. Ends once closed."""
+        while not self._closed.is_set():
+            try:
+                block = self._queue.get(timeout=timeout_s)
+            except queue.Empty:
+                yield None
+                continue
+            if block is None:
+                yield None
+                continue
+            if self._resampler is not None:
+                block = np.asarray(self._resampler.resample_chunk(block), dtype=np.int16)
+            self._frames += len(block)
+            yield Chunk(block, self._frames / RATE_HZ)
+
+    def reopen(self) -> None:
+        """Open the device again after it vanished. The audio clock stood still while it
+        was gone: the caller maps audio time to session time afresh."""
+        with self._lock:
+            if self._closed.is_set():
+                return
+            if self._stream is not None:
+                self._stream.close(ignore_errors=True)
+                self._stream = None
+            self.open()
+        log.info("microphone reopened at %.1f s of audio", self.now_s())
+
+    def now_s(self) -> float:
+        return self._frames / RATE_HZ
+
+    def active(self) -> bool:
+        return self._closed.is_set() or (self._stream is not None and bool(self._stream.active))
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            if self._stream is not None:
+                self._stream.close(ignore_errors=True)
+                self._stream = None

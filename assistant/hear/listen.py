@@ -1,0 +1,152 @@
+"""Listening: recogniser hypotheses become commands, and the coach never obeys itself.
+
+Design (see README, "It never obeys itself"):
+- The coach's cues share no command phrase (a test checks every cue), and the
+  recogniser has a rejection path, so a cue picked up by the microphone decodes
+  to nothing, or to a rejection.
+- On top of that, speech that overlaps the coach's own speech (plus a short tail
+  for the room and the device latency) is gated: it counts only when it is a
+  barge-in phrase, "pause", "wait", "hold on" or "stop" and a few more. The
+  coach says those only when listing the commands (help): over such a sentence
+  nothing counts at all. Commands said between cues are always heard.
+- With a wake word set, a command counts only after it ("coach, pause").
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from assistant.coach.events import Event
+from assistant.coach.intents import IntentSet, normalise, strip_fillers
+from assistant.hear.capture import Chunk
+from assistant.hear.recognizer import Hypothesis, Recognizer
+
+log = logging.getLogger(__name__)
+
+# The only phrases that count over a cue: pause and stop in a few robust phrasings. Not
+# every phrasing: a short cue picked up by the microphone can decode to "end" or "quit".
+BARGE_IN = frozenset(
+    {"pause", "pause it", "wait", "hold on", "hang on", "stop", "stop it", "stop now",
+     "stop the stretch", "stop the exercise", "stop the session"}
+)  # fmt: skip
+TAIL_S = 0.3  # the coach's voice lingers this long after its last sample (room, latency)
+
+
+def says_barge_in(text: str) -> bool:
+    """Whether `text` contains a barge-in phrase ("...you can say pause, ... or stop.")."""
+    words = normalise(text).split()
+    return any(words[i : i + len(p.split())] == p.split() for p in BARGE_IN for i in range(len(words)))
+
+
+@dataclass
+class CoachSpeech:
+    """When the coach is speaking, in session time; a scheduler sink of the session.
+
+    Each span is (start, end, strict): a strict span is a sentence that itself contains
+    a barge-in phrase (the help line lists "pause" and "stop"), over which nothing counts."""
+
+    spans: list[tuple[float, float, bool]] = field(default_factory=list)
+
+    def write(self, event: Event) -> None:
+        if event["event"] == "say":
+            start = float(event["t"])
+            strict = says_barge_in(str(event["text"]))
+            self.spans.append((start, start + float(event["duration"]), strict))
+        elif event["event"] == "cut":
+            at = float(event["t"])
+            self.spans = [(s, min(e, at), k) for s, e, k in self.spans if s < at]
+
+    def close(self) -> None:
+        pass
+
+    def overlaps(self, start_s: float, end_s: float, strict_only: bool = False) -> bool:
+        return any(s < end_s and start_s < e + TAIL_S and (k or not strict_only) for s, e, k in self.spans)
+
+    def forget_before(self, t: float) -> None:
+        self.spans = [(s, e, k) for s, e, k in self.spans if e + TAIL_S > t]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command heard: its text (wake word removed) and, in session time, when the
+    speech ended and when the recogniser had it (the intent fires then)."""
+
+    text: str
+    speech_end_s: float
+    fired_s: float
+
+
+class Listener:
+    """A recogniser with the closed phrase list, the self-hearing gate and the wake word."""
+
+    def __init__(
+        self,
+        recognizer: Recognizer,
+        intents: IntentSet,
+        coach: CoachSpeech | None = None,
+        wake_word: str | None = None,
+        offset_s: float = 0.0,
+    ) -> None:
+        self.recognizer = recognizer
+        self.intents = intents
+        self.coach = coach
+        self.wake = normalise(wake_word) if wake_word else None
+        self.offset_s = offset_s  # session time = audio time + offset
+        phrases, complete = intents.phrases(), intents.complete_phrases()
+        if self.wake:
+            phrases = [f"{self.wake} {p}" for p in phrases]
+            complete = [f"{self.wake} {p}" for p in complete]
+        self._complete = frozenset(complete)
+        recognizer.set_phrases(phrases, self.complete)
+        self.rejected = 0
+        self.gated = 0
+
+    def complete(self, phrase: str, speech_start_s: float, speech_end_s: float) -> bool:
+        """May the recogniser end an utterance as soon as it has heard `phrase`? When no
+        longer command of another intent begins with it, and the coach was quiet: the
+        coach's sentences have pauses, and "Paused." alone sounds like "pause"."""
+        if phrase not in self._complete:
+            return False
+        start, end = speech_start_s + self.offset_s, speech_end_s + self.offset_s
+        return self.coach is None or not self.coach.overlaps(start, end)
+
+    def feed(self, chunk: Chunk) -> list[Command]:
+        found = [self._accept(h) for h in self.recognizer.feed(chunk.samples, chunk.end_s)]
+        if self.coach is not None:
+            self.coach.forget_before(chunk.end_s + self.offset_s - 60.0)
+        return [c for c in found if c is not None]
+
+    def flush(self, end_s: float) -> list[Command]:
+        found = [self._accept(h) for h in self.recognizer.flush(end_s)]
+        return [c for c in found if c is not None]
+
+    def _gated(self, text: str, start: float, end: float) -> bool:
+        assert self.coach is not None
+        if not self.coach.overlaps(start, end):
+            return False
+        return strip_fillers(text) not in BARGE_IN or self.coach.overlaps(start, end, strict_only=True)
+
+    def _accept(self, hyp: Hypothesis) -> Command | None:
+        start, end, fired = (hyp.speech_start_s + self.offset_s, hyp.speech_end_s + self.offset_s,
+                             hyp.final_s + self.offset_s)  # fmt: skip
+        text = normalise(hyp.text)
+        if not text:
+            self.rejected += 1
+            log.info("%.2f-%.2f s: speech that is no command", start, end)
+            return None
+        if self.wake:
+            if not text.startswith(self.wake + " "):
+                log.info("%.2f s: %r without the wake word", end, text)
+                return None
+            text = text[len(self.wake) + 1 :]
+        intent = self.intents.match(text)
+        if intent is None:
+            self.rejected += 1
+            return None
+        if self.coach is not None and self._gated(text, start, end):
+            self.gated += 1
+            log.info("%.2f s: %r ignored: the coach was speaking", end, text)
+            return None
+        log.info("%.2f s: heard %r (speech ended %.2f s)", fired, text, end)
+        return Command(text, end, fired)

@@ -1,0 +1,382 @@
+"""Command recognition with vosk (Kaldi): a runtime grammar of the command phrases plus `[unk]`.
+
+    find_model(configured)   the model folder: configuration, $BACKSTRETCH_VOSK_MODEL, user data dir
+    VoskModel(path)          a loaded model (~500 MB, ~1.5 s): share one between recognizers
+    VoskRecognizer(model, phrases)   the `stt.Recognizer` for it
+
+The grammar holds only phrases whose every word the model knows (vosk would
+silently drop the unknown word and turn "keep going" into "keep"), plus
+`[unk]` when the model has it, so speech outside the commands comes out as
+`[unk]` rather than as the nearest command. Anything that comes out that is not
+exactly one of the phrases (vosk's grammar is a bigram model, so it can join
+phrases) is a rejection: `text == ""`.
+
+Endpointing. vosk 0.3.45 has no `SetEndpointerDelays`: the endpoint rules are
+read from the model's `conf/model.conf`. For short commands we load a "shadow"
+copy of the model instead: a folder in the user cache dir of symlinks to the
+model's files with an edited `model.conf` whose trailing-silence rules are
+`COMMAND_ENDPOINT` (0.2/0.4/0.8 s instead of 0.5/1.0/2.0 s). Measured with the
+Korean model on espeak-ng words followed by silence, fed in 30 ms chunks: the
+result arrives a median 0.62 s of audio after the speech ends instead of
+0.86 to 0.91 s (tests/test_stt_vosk.py prints both). 0.1/0.2/0.5 gave 0.51 s but
+leaves only half a second of pause inside a phrase before rule 4 cuts it, and
+shorter still (0.05/0.1/0.3) once held a result back for 3 s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from assistant.errors import ModelError
+from assistant.hear.recognizer import Complete, Hypothesis
+from assistant.pcm import RATE_HZ
+
+log = logging.getLogger(__name__)
+
+ENV_MODEL = "BACKSTRETCH_VOSK_MODEL"
+UNK = "[unk]"
+CHUNK_SAMPLES = RATE_HZ * 30 // 1000  # vosk checks for an endpoint once per call, so calls stay short
+_FIX = (
+    "run `backstretch models download`, or set stt.vosk_model (or $BACKSTRETCH_VOSK_MODEL) "
+    "to an unpacked model folder"
+)
+
+
+@dataclass(frozen=True)
+class EndpointRules:
+    """Trailing silence in seconds after which Kaldi ends an utterance (its endpoint rules 2 to 4)."""
+
+    final_s: float = 0.2  # rule 2: the grammar is at a phrase end, with a good score
+    weak_final_s: float = 0.4  # rule 3: at a phrase end, with a poorer score
+    any_s: float = 0.8  # rule 4: wherever the grammar is
+
+    def conf_lines(self) -> list[str]:
+        return [
+            f"--endpoint.rule2.min-trailing-silence={self.final_s:g}",
+            f"--endpoint.rule3.min-trailing-silence={self.weak_final_s:g}",
+            f"--endpoint.rule4.min-trailing-silence={self.any_s:g}",
+        ]
+
+
+COMMAND_ENDPOINT = EndpointRules()
+_RULE_KEYS = tuple(f"--endpoint.rule{n}.min-trailing-silence" for n in (2, 3, 4))
+
+
+# -- the model: where it is installed, and the pinned download ----------------------
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One downloadable model archive."""
+
+    name: str  # the archive's top folder, and the installed folder's name
+    url: str
+    sha256: str  # of the zip
+    size: int | None = None  # of the zip in bytes, when known; None: checked by SHA-256 alone
+    description: str = ""
+
+
+# The pin is the one public install scripts use for this archive (the official
+# site publishes no checksums); the size is left to the SHA-256.
+SMALL_EN_US = ModelEntry(
+    name="vosk-model-small-en-us-0.15",
+    url="https://alphacephei.com/vosk/models/vosk-model-small-en-us-0.15.zip",
+    sha256="30f26242c4eb449f948e42cb302dd7a686cb29a3423a8367f99ff41780942498",
+    description="vosk, US English, small (a 40 MB download)",
+)
+
+CATALOGUE = {entry.name: entry for entry in (SMALL_EN_US,)}
+
+
+def user_model_dir() -> Path:
+    """Where downloaded models live: `$XDG_DATA_HOME/backstretch/models`."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "backstretch" / "models"
+
+
+def _is_model(path: Path) -> bool:
+    # am/final.mdl in the current layout, final.mdl at the top in the old one.
+    return (path / "am" / "final.mdl").is_file() or (path / "final.mdl").is_file()
+
+
+def _has_runtime_graph(path: Path) -> bool:
+    # Only lookahead graphs (HCLr + Gr) take a grammar; with a static HCLG vosk ignores it.
+    return (path / "graph" / "HCLr.fst").is_file()
+
+
+def find_model(configured: str | None) -> Path | None:
+    """The vosk model folder to use, or None when there is none.
+
+    In order: `configured` (the configuration), $BACKSTRETCH_VOSK_MODEL, then
+    `$XDG_DATA_HOME/backstretch/models/vosk-model-small-en-us-0.15` and any other
+    `vosk-model*en-us*` model there. A path the user set is returned even if it
+    does not exist, so that a typo is reported rather than silently replaced.
+    """
+    if configured:
+        return Path(configured).expanduser()
+    if env := os.environ.get(ENV_MODEL):
+        return Path(env).expanduser()
+    root = user_model_dir()
+    preferred = root / SMALL_EN_US.name
+    if _is_model(preferred):
+        return preferred
+    # Prefer models that take a grammar; among those, the later version by name.
+    found = [p for p in root.glob("vosk-model*en-us*") if p.is_dir() and _is_model(p)]
+    found.sort(key=lambda p: (_has_runtime_graph(p), p.name), reverse=True)
+    return found[0] if found else None
+
+
+def user_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "backstretch"
+
+
+def endpoint_model_dir(model_dir: Path, rules: EndpointRules, cache_root: Path | None = None) -> Path:
+    """A folder that is `model_dir` with these endpoint rules: symlinks to its files and an
+    edited `conf/model.conf`, kept in `<cache>/vosk-endpoint/<hash>`. Falls back to
+    `model_dir` itself (with a warning) when that cannot be built."""
+    source = model_dir.resolve()
+    conf = source / "conf" / "model.conf"
+    try:
+        lines = conf.read_text(encoding="utf-8").splitlines()
+        entries = sorted(p.name for p in source.iterdir())
+        conf_entries = sorted(p.name for p in (source / "conf").iterdir())
+    except OSError as exc:
+        log.warning("%s: cannot read its conf/model.conf (%s); using its own endpointing", model_dir, exc)
+        return model_dir
+    lines = [line for line in lines if not line.strip().startswith(_RULE_KEYS)] + rules.conf_lines()
+    text = "\n".join(lines) + "\n"
+    # The key covers the model's place, its file names and the new conf, so a changed
+    # model or new rules get a new folder and an old one is never reused by mistake.
+    key = hashlib.sha256("\n".join([str(source), *entries, *conf_entries, text]).encode()).hexdigest()[:16]
+    parent = (cache_root if cache_root is not None else user_cache_dir()) / "vosk-endpoint"
+    dest = parent / key
+    if (dest / "conf" / "model.conf").is_file():
+        return dest
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=parent))
+        try:
+            for name in entries:
+                if name != "conf":
+                    (work / name).symlink_to(source / name)
+            (work / "conf").mkdir()
+            for name in conf_entries:
+                if name != "model.conf":
+                    (work / "conf" / name).symlink_to(source / "conf" / name)
+            (work / "conf" / "model.conf").write_text(text, encoding="utf-8")
+            try:
+                os.replace(work, dest)  # built aside and renamed: never half a folder
+            except OSError:
+                if not (dest / "conf" / "model.conf").is_file():
+                    raise
+                # another process built the same folder meanwhile
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    except OSError as exc:
+        log.warning("cannot build %s (%s); using the model's own endpointing", dest, exc)
+        return model_dir
+    log.debug("endpoint rules %s for %s in %s", rules, model_dir, dest)
+    return dest
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """A runtime grammar as vosk takes it."""
+
+    phrases: frozenset[str]  # what may come out
+    json: str  # the JSON list given to vosk
+    rejects: bool  # [unk] is in it
+
+
+class VoskModel:
+    """A loaded vosk model; `endpoint` None keeps the model's own endpoint rules."""
+
+    def __init__(
+        self, path: Path, endpoint: EndpointRules | None = COMMAND_ENDPOINT, cache_root: Path | None = None
+    ) -> None:
+        if not path.exists():
+            raise ModelError(f"no vosk model at {path}; {_FIX}")
+        if not path.is_dir() or not _is_model(path):
+            raise ModelError(f"{path} is not a vosk model (no am/final.mdl in it); {_FIX}")
+        self.path = path
+        self.endpoint = endpoint
+        self.runtime_grammar = _has_runtime_graph(path)
+        load_dir = endpoint_model_dir(path, endpoint, cache_root) if endpoint is not None else path
+        import vosk
+
+        # Kaldi logs straight to stderr (-3 hides even its ERRORs, which our ModelError
+        # replaces with one line); -v shows them all.
+        vosk.SetLogLevel(0 if log.isEnabledFor(logging.DEBUG) else -3)
+        started = time.perf_counter()
+        try:
+            self.handle: Any = vosk.Model(str(load_dir))
+        except Exception as exc:  # vosk raises a bare Exception("Failed to create a model")
+            raise ModelError(
+                f"vosk model {path} cannot be loaded: it is damaged or incomplete; delete it and "
+                "run `backstretch models download`"
+            ) from exc
+        self.load_s = time.perf_counter() - started
+        log.info(
+            "loaded vosk model %s in %.1f s (endpoint rules: %s)",
+            path,
+            self.load_s,
+            endpoint or "the model's own",
+        )
+        if not self.runtime_grammar:
+            log.warning(
+                "vosk model %s has a static graph, so vosk ignores the command grammar: recognition "
+                "is open vocabulary, slower and rejects by re-matching only; a small model is better",
+                path,
+            )
+
+    def knows(self, word: str) -> bool:
+        """Whether `word` is in the model's vocabulary (the table vosk builds grammars from)."""
+        return int(self.handle.vosk_model_find_word(word)) >= 0
+
+    def grammar(self, phrases: Sequence[str]) -> Grammar:
+        """The grammar for `phrases`: those the model can say, plus [unk] if it has it."""
+        wanted = sorted({" ".join(p.lower().split()) for p in phrases} - {""})
+        missing = sorted({w for p in wanted for w in p.split() if not self.knows(w)})
+        kept = [p for p in wanted if not set(p.split()) & set(missing)]
+        if missing:
+            log.warning(
+                "vosk model %s lacks %d word(s) (%s), so %d of %d phrase(s) cannot be heard",
+                self.path,
+                len(missing),
+                ", ".join(missing[:20]),
+                len(wanted) - len(kept),
+                len(wanted),
+            )
+        if not kept:
+            raise ModelError(
+                f"vosk model {self.path} knows none of the command words: it is for another language; {_FIX}"
+            )
+        rejects = self.knows(UNK)
+        if not rejects:
+            log.warning(
+                "vosk model %s has no %s word: speech that is no command is forced onto the "
+                "nearest command, which only re-matching can reject",
+                self.path,
+                UNK,
+            )
+        words = [*kept, UNK] if rejects else kept
+        return Grammar(frozenset(kept), json.dumps(words, ensure_ascii=False), rejects)
+
+
+class VoskRecognizer:
+    """`stt.Recognizer` on a `VoskModel`: 16 kHz, words with times, a grammar of `phrases`."""
+
+    name = "vosk"
+
+    def __init__(self, model: VoskModel, phrases: Sequence[str]) -> None:
+        import vosk
+
+        self.model = model
+        self.grammar = model.grammar(phrases)
+        try:
+            self._rec: Any = vosk.KaldiRecognizer(model.handle, RATE_HZ, self.grammar.json)
+        except Exception as exc:  # vosk raises a bare Exception("Failed to create a recognizer")
+            raise ModelError(f"vosk model {model.path}: cannot create a recogniser ({exc})") from exc
+        self._rec.SetWords(True)
+        self._fed = 0  # samples given to vosk: its word times count from its first sample
+        # (vosk seconds, stream seconds) where each contiguous run of input began; a
+        # gap in the stream (the microphone was gated) starts a new run.
+        self._runs: list[tuple[float, float]] = []
+        log.debug("vosk grammar: %d phrases, [unk] %s", len(self.grammar.phrases), self.grammar.rejects)
+
+    @classmethod
+    def open(
+        cls, path: Path, phrases: Sequence[str], endpoint: EndpointRules | None = COMMAND_ENDPOINT
+    ) -> VoskRecognizer:
+        """Load the model at `path` and make a recogniser on it."""
+        return cls(VoskModel(path, endpoint), phrases)
+
+    def set_phrases(self, phrases: Sequence[str], complete: Complete | None = None) -> None:
+        """Swap the grammar; an utterance in progress is dropped. `complete` is not needed:
+        Kaldi's endpoint rule 2 already ends an utterance early at a phrase end."""
+        grammar = self.model.grammar(phrases)
+        # vosk refuses (and aborts the process on) a new grammar mid-utterance.
+        self._rec.Reset()
+        self._rec.SetGrammar(grammar.json)
+        self.grammar = grammar
+
+    def feed(self, samples: npt.NDArray[np.int16], end_s: float) -> list[Hypothesis]:
+        if samples.ndim != 1 or samples.dtype != np.int16:
+            raise ValueError(f"need 1-D int16 samples, got {samples.dtype} with shape {samples.shape}")
+        pcm = np.ascontiguousarray(samples, dtype="<i2")
+        self._mark_run(len(pcm), end_s)
+        out: list[Hypothesis] = []
+        for i in range(0, len(pcm), CHUNK_SAMPLES):
+            piece = pcm[i : i + CHUNK_SAMPLES]
+            done = self._rec.AcceptWaveform(piece.tobytes())
+            self._fed += len(piece)
+            if done and (hyp := self._hypothesis(self._rec.Result(), end_s)) is not None:
+                out.append(hyp)
+        return out
+
+    def flush(self, end_s: float) -> list[Hypothesis]:
+        hyp = self._hypothesis(self._rec.FinalResult(), end_s)
+        return [hyp] if hyp is not None else []
+
+    def reset(self) -> None:
+        self._rec.Reset()
+
+    def _mark_run(self, n: int, end_s: float) -> None:
+        vosk_s, stream_s = self._fed / RATE_HZ, end_s - n / RATE_HZ
+        if self._runs:
+            last_vosk_s, last_stream_s = self._runs[-1]
+            if abs((stream_s - last_stream_s) - (vosk_s - last_vosk_s)) < 0.5 / RATE_HZ:
+                return  # contiguous with the run under way
+        self._runs.append((vosk_s, stream_s))
+
+    def _stream_time(self, vosk_s: float) -> float:
+        run = self._runs[0]
+        for candidate in self._runs:
+            if candidate[0] <= vosk_s:
+                run = candidate
+        return run[1] + (vosk_s - run[0])
+
+    def _forget_runs_before(self, vosk_s: float) -> None:
+        # Later words come after this time, so runs that ended before it are not needed.
+        while len(self._runs) > 1 and self._runs[1][0] <= vosk_s:
+            self._runs.pop(0)
+
+    def _hypothesis(self, raw: str, final_s: float) -> Hypothesis | None:
+        heard = read_result(raw, self.grammar.phrases)
+        if heard is None:
+            return None
+        text, first_s, last_s = heard
+        start_s = self._stream_time(first_s)
+        end_s = min(self._stream_time(last_s), final_s)
+        self._forget_runs_before(last_s)
+        log.debug("vosk heard %r (%.2f-%.2f s)", text, start_s, end_s)
+        return Hypothesis(text, min(start_s, end_s), end_s, final_s)
+
+
+def read_result(raw: str, phrases: frozenset[str]) -> tuple[str, float, float] | None:
+    """(text, first word's start, last word's end) of a vosk result with words; text is ""
+    (a rejection) unless it is exactly one of `phrases`. None when no word was heard."""
+    result = json.loads(raw)
+    words = result.get("result") or []
+    if not words:
+        # An endpoint in silence (rule 1) or on noise the grammar absorbed: no utterance.
+        return None
+    text = " ".join(str(result.get("text", "")).split())
+    if UNK in text.split() or text not in phrases:
+        log.debug("vosk rejected %r", text)
+        text = ""
+    return text, float(words[0]["start"]), float(words[-1]["end"])

@@ -1,0 +1,93 @@
+"""WAV files in and out: any rate, channel count, 16-, 24- or 32-bit integer or 32-bit
+float in (channels averaged, as mono int16); mono 16-bit out, written atomically."""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from assistant.errors import AudioFileError
+from assistant.pcm import Audio
+
+log = logging.getLogger(__name__)
+
+
+def write_wav(path: Path, audio: Audio) -> None:
+    """Write mono 16-bit WAV atomically (a temp file renamed into place)."""
+    data = audio.samples.astype("<i2").tobytes()
+    header = struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF", 36 + len(data), b"WAVE", b"fmt ", 16, 1, 1,
+        audio.rate_hz, audio.rate_hz * 2, 2, 16, b"data", len(data),
+    )  # fmt: skip
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as out:
+            out.write(header)
+            out.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; audio the user asked for is not
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise AudioFileError(f"{path}: cannot write the WAV file ({exc.strerror}); check the path") from exc
+
+
+_FORMATS = {(1, 16): "<i2", (1, 24): "i24", (1, 32): "<i4", (3, 32): "<f4", (0xFFFE, 16): "<i2",
+            (0xFFFE, 24): "i24", (0xFFFE, 32): "<i4"}  # fmt: skip
+
+
+def read_wav(path: Path) -> Audio:
+    """Read a WAV file as mono int16 at its own rate."""
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise AudioFileError(f"{path}: cannot read it ({exc.strerror}); check the path") from exc
+    try:
+        return _parse_wav(blob)
+    except (ValueError, struct.error) as exc:
+        raise AudioFileError(
+            f"{path}: not a readable WAV file ({exc}); use 16- or 32-bit PCM or 32-bit float WAV"
+        ) from exc
+
+
+def _parse_wav(blob: bytes) -> Audio:
+    if blob[:4] != b"RIFF" or blob[8:12] != b"WAVE":
+        raise ValueError("no RIFF/WAVE header")
+    pos, fmt, data = 12, None, None
+    while pos + 8 <= len(blob):
+        chunk, size = struct.unpack_from("<4sI", blob, pos)
+        body = blob[pos + 8 : pos + 8 + size]
+        if chunk == b"fmt ":
+            fmt = struct.unpack_from("<HHIIHH", body)
+            if fmt[0] == 0xFFFE and len(body) >= 26:
+                fmt = (struct.unpack_from("<H", body, 24)[0], *fmt[1:])  # the sub-format's tag
+        elif chunk == b"data":
+            data = body
+        pos += 8 + size + (size & 1)
+    if fmt is None or data is None:
+        raise ValueError("no fmt or data chunk")
+    tag, channels, rate, _, _, bits = fmt
+    kind = _FORMATS.get((tag, bits))
+    if kind is None or channels < 1 or rate < 1000:
+        raise ValueError(f"unsupported format tag {tag}, {bits} bits, {channels} channels, {rate} Hz")
+    width = bits // 8
+    frames = len(data) // (width * channels)
+    data = data[: frames * width * channels]
+    if kind == "<i2" and channels == 1:  # the common case, without a float copy 4 times its size
+        return Audio(np.frombuffer(data, "<i2").astype(np.int16), rate)
+    if kind == "i24":
+        raw = np.frombuffer(data, np.uint8).reshape(-1, 3).astype(np.int32)
+        values = ((raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16)) << 8) >> 8
+        floats = values.astype(np.float64) / 8388608.0
+    elif kind == "<f4":
+        floats = np.frombuffer(data, "<f4").astype(np.float64)
+    else:
+        floats = np.frombuffer(data, kind).astype(np.float64) / (2 ** (bits - 1))
+    mono = floats.reshape(frames, channels).mean(axis=1)
+    samples = np.clip(np.rint(mono * 32768.0), -32768, 32767).astype(np.int16)
+    return Audio(samples, rate)

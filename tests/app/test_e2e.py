@@ -1,0 +1,226 @@
+"""Hands-free end to end, in real time, on PulseAudio null devices.
+
+`backstretch run` listens on the `mic` source and speaks on the `spk` sink; the
+test speaks into the room with paplay (a listener in the bundled voice), records
+the speaker from its monitor, and watches the timeline as it is written to time
+its next command. Short routine, so the whole file runs in about a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.speak import voices
+from assistant.speak.cache import CueCache
+from assistant.speak.tts import SpeechSettings, Synthesizer
+from assistant.speak.wav import read_wav, write_wav
+from tests.kit.onsets import find_clip
+from tests.kit.pulse import PulseServer, Recorder
+from tests.kit.sessions import SHORT_CUES
+
+pytestmark = pytest.mark.pulse
+
+Event = dict[str, object]
+
+# Short cues and few reps, at the default pace: gaps of a second or two between cues.
+ROUTINE = SHORT_CUES + "coaching: {full_reps: 0, form_at_reps: [], aim_at_rep: 0, settle_s: 1}\n"
+
+
+class Run:
+    """A live `backstretch run` and its timeline, watched from outside."""
+
+    def __init__(self, home: Path, name: str, *extra: str) -> None:
+        self.home = home
+        self.timeline = home / f"{name}.jsonl"
+        routine = home / "e2e.yaml"
+        routine.write_text(ROUTINE)
+        env = {**os.environ, "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache"),
+               "XDG_STATE_HOME": str(home / "state"), "XDG_DATA_HOME": str(home / "data")}  # fmt: skip
+        command = [str(Path(sys.executable).parent / "backstretch"), "-v", "run", "--routine", str(routine),
+                   "--timeline", str(self.timeline), "--quiet", *extra]  # fmt: skip
+        self.proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        self.stderr: list[str] = []
+        self.seen: dict[int, float] = {}  # event number -> when the test first saw it (wall clock)
+        self.reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self.reader.start()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+
+    def wait_listening(self, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not any(line.startswith("Listening") for line in self.stderr):
+            assert self.proc.poll() is None and time.monotonic() < deadline, "".join(self.stderr)
+            time.sleep(0.05)  # the program loads its voice and recogniser
+
+    def events(self) -> list[Event]:
+        if not self.timeline.exists():
+            return []
+        events = [json.loads(line) for line in self.timeline.read_text().splitlines() if line.endswith("}")]
+        now = time.monotonic()
+        for i in range(len(events)):
+            self.seen.setdefault(i, now)
+        return events
+
+    def wait_for(self, what: Callable[[list[Event]], bool], timeout_s: float = 60.0) -> list[Event]:
+        deadline = time.monotonic() + timeout_s
+        while not what(events := self.events()):
+            assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
+            assert time.monotonic() < deadline, f"timed out; last events: {events[-3:]}"
+            time.sleep(0.1)  # a real-time process, watched from outside
+        return events
+
+    def finish(self, timeout_s: float = 60.0) -> str:
+        self.proc.wait(timeout=timeout_s)
+        self.reader.join(timeout=5)
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+        return "".join(self.stderr)
+
+    def quiet_from(self, events: list[Event]) -> float:
+        """The wall-clock time the coach's speech decided so far has played out."""
+        ends = [self.seen[i] + float(e["duration"]) for i, e in enumerate(events) if e["event"] == "say"]  # type: ignore[arg-type]
+        return max(ends, default=time.monotonic())
+
+
+@pytest.fixture(scope="module")
+def listener(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """The user's voice: a WAV of a command, rendered the same way every time."""
+    folder = tmp_path_factory.mktemp("listener")
+    synth = Synthesizer(voices.resolve(voices.DEFAULT_VOICE), SpeechSettings(speech_rate=0.9, varied=False))
+
+    def wav(text: str) -> Path:
+        path = folder / (text.replace(" ", "_") + ".wav")
+        if not path.exists():
+            write_wav(path, synth.synthesize(text))
+        return path
+
+    return wav
+
+
+def say(wav: Path) -> None:
+    """Speak into the room: the coach's microphone hears it."""
+    subprocess.run(["paplay", "--device=micsink", str(wav)], check=True, timeout=30)
+
+
+@pytest.fixture
+def home(tmp_path: Path, pulse: PulseServer) -> Iterator[Path]:
+    yield tmp_path
+
+
+def test_start_pause_resume_stop_by_voice(home: Path, listener: Callable[[str], Path]) -> None:
+    recording = home / "speaker.wav"
+    with Recorder(recording):
+        run = Run(home, "t")
+        run.wait_listening()
+        say(listener("start back stretch"))
+        events = run.wait_for(lambda ev: any(e["event"] == "state" and e["rep"] == 2 for e in ev))
+        # "pause" in a gap between cues: once the cue that opened rep 2 has been spoken
+        time.sleep(max(0.0, run.quiet_from(events) + 0.3 - time.monotonic()))
+        say(listener("pause"))
+        run.wait_for(lambda ev: any(e["event"] == "state" and e["state"] == "paused" for e in ev))
+        time.sleep(4.0)  # the coach must stay silent: 4 s of real time
+        say(listener("resume"))
+        run.wait_for(
+            lambda ev: any(e["event"] == "say" and str(e["text"]).startswith("Resuming") for e in ev)
+        )
+        run.wait_for(lambda ev: sum(e["event"] == "state" and e["state"] == "running" for e in ev) >= 4)
+        say(listener("stop"))
+        run.wait_for(lambda ev: any(e["event"] == "say" and e["kind"] == "stopped" for e in ev))
+        time.sleep(max(0.0, run.quiet_from(run.events()) + 0.3 - time.monotonic()))  # the summary plays
+        run.proc.send_signal(signal.SIGTERM)  # the coach keeps listening for the next session: end it
+        stderr = run.finish()
+    assert run.proc.returncode == 0, stderr
+    events = run.events()
+    intents = [e["name"] for e in events if e["event"] == "intent"]
+    assert intents == ["start", "pause", "resume", "stop"], stderr
+    pause_state = next(e for e in events if e["event"] == "state" and e["state"] == "paused")
+    resume_t = next(float(e["t"]) for e in events if e["event"] == "intent" and e["name"] == "resume")  # type: ignore[arg-type]
+    resumed = next(e for e in events if e["event"] == "say" and str(e["text"]).startswith("Resuming"))
+    spelled = ["zero", "one", "two", "three"][int(pause_state["rep"])]  # type: ignore[call-overload]
+    assert f"rep {spelled}" in str(resumed["text"])  # the same rep, from its breath in
+    said_while_paused = [
+        e for e in events if e["event"] == "say" and float(pause_state["t"]) + 3.0 < float(e["t"]) < resume_t
+    ]  # type: ignore[arg-type]
+    assert said_while_paused == []
+    summary = [e for e in events if e["event"] == "say"][-1]
+    assert summary["kind"] == "stopped" and "You did" in str(summary["text"])
+    # What the speaker really played: each of these lines, found in the recording where the
+    # timeline puts it (after one constant offset: the recorder started first).
+    heard = read_wav(recording)
+    cache = CueCache(Synthesizer(voices.resolve(voices.DEFAULT_VOICE), SpeechSettings()),
+                     home / "cache" / "backstretch" / "cues")  # fmt: skip
+    says = [e for e in events if e["event"] == "say"]
+    first_at, score = find_clip(heard, cache.get(str(says[0]["text"])), 15.0, window_s=15.0)
+    assert score > 0.8
+    offset = first_at - float(says[0]["t"])  # type: ignore[arg-type]
+    for line in (says[0], resumed, summary):
+        at, score = find_clip(heard, cache.get(str(line["text"])), float(line["t"]) + offset, window_s=0.3)  # type: ignore[arg-type]
+        assert score > 0.8 and abs(at - offset - float(line["t"])) < 0.02, line["text"]  # type: ignore[arg-type]
+    # and silence while paused, apart from the "Paused." reply
+    quiet_from = round((float(pause_state["t"]) + 3.0 + offset) * heard.rate_hz)  # type: ignore[arg-type]
+    quiet_to = round((resume_t + offset) * heard.rate_hz)
+    assert np.abs(heard.samples[quiet_from:quiet_to]).max() < 300
+
+
+def test_sigterm_mid_rep_then_the_next_run_offers_the_same_rep(
+    home: Path, listener: Callable[[str], Path]
+) -> None:
+    first = Run(home, "first")
+    first.wait_listening()
+    say(listener("start back stretch"))
+    first.wait_for(lambda ev: any(e["event"] == "state" and e["rep"] == 2 for e in ev))
+    first.proc.send_signal(signal.SIGTERM)
+    stderr = first.finish()
+    assert first.proc.returncode == 0, stderr
+    assert "Stopped for now" in stderr and "Traceback" not in stderr
+    where = [e for e in first.events() if e["event"] == "state"][-1]
+    assert where["state"] == "paused" and where["rep"] in (2, 3)
+    spelled = {2: "two", 3: "three"}[int(where["rep"])]  # type: ignore[call-overload]
+
+    second = Run(home, "second")
+    second.wait_listening()
+    offer = second.wait_for(lambda ev: any(e["event"] == "say" for e in ev))[0]
+    assert str(offer["text"]).startswith(f"You stopped at set one, left leg, rep {spelled}. Say resume")
+    time.sleep(max(0.0, second.quiet_from(second.events()) + 0.3 - time.monotonic()))
+    say(listener("resume"))
+    resumed = second.wait_for(lambda ev: any(str(e.get("text", "")).startswith("Resuming") for e in ev))
+    assert any(e.get("text") == f"Resuming: set one, left leg, rep {spelled}." for e in resumed)
+    second.proc.send_signal(signal.SIGTERM)
+    assert second.finish() and second.proc.returncode == 0
+
+
+def test_the_audio_devices_vanish_mid_session(
+    home: Path, pulse: PulseServer, listener: Callable[[str], Path]
+) -> None:
+    run = Run(home, "t")
+    run.wait_listening()
+    say(listener("start back stretch"))
+    run.wait_for(lambda ev: any(e["event"] == "state" and e["rep"] == 2 for e in ev))
+    pulse.restart()  # speaker and microphone both gone, then back
+    run.wait_for(lambda ev: any(e["event"] == "state" and e["rep"] == 3 for e in ev))
+    assert any("the microphone is back" in line for line in run.stderr)
+    time.sleep(max(0.0, run.quiet_from(run.events()) + 0.3 - time.monotonic()))
+    say(listener("pause"))  # heard: the microphone works again
+    run.wait_for(lambda ev: any(e["event"] == "state" and e["state"] == "paused" for e in ev))
+    run.proc.send_signal(signal.SIGTERM)
+    stderr = run.finish()
+    assert run.proc.returncode == 0, stderr
+    states = [e for e in run.events() if e["event"] == "state"]
+    done = [
+        (b["side"], b["rep"]) for a, b in zip(states[1:], states, strict=False) if a["done"] == b["done"] + 1
+    ]
+    assert done[:2] == [("left", 1), ("left", 2)]  # every rep once, in order, across the gap

@@ -1,0 +1,146 @@
+import pytest
+
+from assistant.coach import intents, yamldoc
+from assistant.coach.intents import IntentSet, normalise, parse_template
+from assistant.errors import ConfigError
+
+
+def phrases_of(template: str) -> set[str]:
+    return {p.text for p in intents.expand(parse_template(template), {})}
+
+
+def test_alternatives_and_optional_words() -> None:
+    assert phrases_of("(start|begin) [the] back stretch") == {
+        "start back stretch",
+        "start the back stretch",
+        "begin back stretch",
+        "begin the back stretch",
+    }
+    assert phrases_of("a [b [c]] (d|e [f])") == {
+        "a d",
+        "a e",
+        "a e f",
+        "a b d",
+        "a b e",
+        "a b e f",
+        "a b c d",
+        "a b c e",
+        "a b c e f",
+    }
+
+
+@pytest.mark.parametrize("bad", ["(a|b", "a]", "[a)", "a {x"])
+def test_bad_templates(bad: str) -> None:
+    with pytest.raises(ValueError):
+        list(intents.expand(parse_template(bad), {}))
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("Hold ON!", "hold on"),
+        ("I'm done.", "i am done"),
+        ("Let\u2019s go", "let us go"),
+        ("I can't hear you", "i can not hear you"),
+        ("skip to set 2", "skip to set two"),
+        ("  say   that, again?? ", "say that again"),
+        ("you're too fast", "you are too fast"),
+    ],
+)
+def test_normalise(raw: str, clean: str) -> None:
+    assert normalise(raw) == clean
+
+
+NATURAL = {
+    "start": ["start back stretch", "Begin the back stretch", "let's start", "start the exercise", "Start!"],
+    "pause": ["pause", "hold on", "wait", "Wait a second", "hang on", "one moment", "I need a break"],
+    "resume": ["resume", "continue", "keep going", "carry on", "go on", "I'm ready", "let's go"],
+    "stop": ["stop", "I'm done", "that's enough", "I am finished", "end the session", "no more"],
+    "slower": ["slower", "slow down", "a bit slower", "too fast", "go more slowly"],
+    "faster": ["faster", "speed up", "a little faster", "too slow", "quicker"],
+    "repeat": ["repeat", "say that again", "again", "what did you say", "pardon", "I didn't catch that"],
+    "status": [
+        "where am I",
+        "how many more",
+        "how many left",
+        "how long is left",
+        "how many to go",
+        "what set am I on",
+        "status",
+    ],
+    "skip": ["skip", "next side", "switch legs", "skip to the next set", "other leg"],
+    "help": ["help", "what can I say", "list the commands"],
+    "louder": ["louder", "speak up", "volume up", "turn it up", "I can't hear you"],
+    "quieter": ["quieter", "softer", "volume down", "turn it down", "too loud"],
+}
+
+
+@pytest.mark.parametrize(("name", "said"), [(n, s) for n, group in NATURAL.items() for s in group])
+def test_natural_ways_to_say_each_command(lang: IntentSet, name: str, said: str) -> None:
+    hit = lang.match(said)
+    assert hit is not None and hit.name == name
+
+
+def test_fillers_around_a_command(lang: IntentSet) -> None:
+    hit = lang.match("Okay, pause please")
+    assert hit is not None and hit.name == "pause"
+    assert lang.match("please") is None
+
+
+def test_slots(lang: IntentSet) -> None:
+    hit = lang.match("skip to the next set")
+    assert hit is not None and hit.slots == {"skip_target": "set"}
+    hit = lang.match("skip to the other leg")
+    assert hit is not None and hit.slots == {"skip_target": "side"}
+
+
+@pytest.mark.parametrize(
+    "chatter",
+    ["make me a sandwich", "the cat is asleep", "", "stop the cat", "breathe in and relax", "pause pause"],
+)
+def test_other_text_is_no_command(lang: IntentSet, chatter: str) -> None:
+    assert lang.match(chatter) is None
+
+
+def test_phrase_list_is_finite_and_complete(lang: IntentSet) -> None:
+    phrases = lang.phrases()
+    assert 100 < len(phrases) < 5000
+    assert "start back stretch" in phrases and "i'm done" in phrases and "hold on" in phrases
+    assert all(p == p.lower() and p.strip() == p for p in phrases)
+    for phrase in phrases:  # every phrase in the grammar maps back to an intent
+        assert lang.match(phrase) is not None, phrase
+    assert set(lang.vocabulary()) == {w for p in phrases for w in p.split()}
+
+
+def test_every_required_intent_is_present(lang: IntentSet) -> None:
+    assert set(intents.REQUIRED) <= set(lang.names)
+
+
+def _doc(text: str) -> yamldoc.Doc:
+    return yamldoc.parse(text, "en.yaml")
+
+
+def test_a_phrase_with_two_meanings_is_an_error(lang: IntentSet) -> None:
+    base = (intents.default_path()).read_text()
+    clash = base.replace("  help:\n", '  help:\n    - "pause"\n', 1)
+    with pytest.raises(ConfigError, match=r"en\.yaml:\d+: intents\.help\[0\]: 'pause' already means 'pause'"):
+        intents.from_doc(_doc(clash))
+
+
+def test_missing_intent_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="the intent 'start' is missing"):
+        intents.from_doc(_doc("intents:\n  pause: [pause]\n"))
+
+
+def test_unknown_list_is_an_error() -> None:
+    base = intents.default_path().read_text().replace("{skip_target}", "{nowhere}")
+    with pytest.raises(ConfigError, match=r"unknown list \{nowhere\}"):
+        intents.from_doc(_doc(base))
+
+
+def test_complete_phrases_are_those_no_other_command_continues(lang: IntentSet) -> None:
+    complete = set(lang.complete_phrases())
+    assert {"pause", "pause it", "stop", "wait", "hold on", "slower"} <= complete  # "pause it": same intent
+    assert "start it again" in lang.phrases() and lang.match("start it again").name != "start"  # type: ignore[union-attr]
+    assert "start" not in complete and "begin" not in complete
+    assert complete <= set(lang.phrases())

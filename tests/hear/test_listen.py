@@ -1,0 +1,205 @@
+"""Listening: the self-hearing gate, the wake word, and `run --in` end to end.
+
+The gate and wake-word tests drive the Listener with scripted hypotheses at the
+Recognizer seam (what they test is the listener's own logic); the `--in` tests
+use real piper speech and the real pocketsphinx recogniser.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.app.cli import main
+from assistant.coach.intents import IntentSet
+from assistant.hear.capture import CHUNK_FRAMES, Chunk, wav_chunks
+from assistant.hear.listen import TAIL_S, CoachSpeech, Listener
+from assistant.hear.recognizer import Complete, Hypothesis
+from assistant.pcm import Audio
+from assistant.speak import voices
+from assistant.speak.tts import SpeechSettings, Synthesizer
+from assistant.speak.wav import write_wav
+
+
+class Scripted:
+    """A recogniser that returns given hypotheses when the audio clock passes their final_s."""
+
+    name = "scripted"
+
+    def __init__(self, hypotheses: Sequence[Hypothesis]) -> None:
+        self.pending = list(hypotheses)
+        self.phrases: list[str] = []
+
+    def set_phrases(self, phrases: Sequence[str], complete: Complete | None = None) -> None:
+        self.phrases = list(phrases)
+        self.complete = complete
+
+    def feed(self, samples: np.ndarray, end_s: float) -> list[Hypothesis]:
+        due = [h for h in self.pending if h.final_s <= end_s]
+        self.pending = [h for h in self.pending if h.final_s > end_s]
+        return due
+
+    def flush(self, end_s: float) -> list[Hypothesis]:
+        due, self.pending = self.pending, []
+        return due
+
+    def reset(self) -> None:
+        self.pending = []
+
+
+def _listen(listener: Listener, until_s: float) -> list[str]:
+    heard = []
+    silence = np.zeros(CHUNK_FRAMES, np.int16)
+    for i in range(1, round(until_s / 0.03) + 1):
+        heard += [c.text for c in listener.feed(Chunk(silence, i * 0.03))]
+    return heard
+
+
+def test_coach_speech_spans_follow_says_and_cuts() -> None:
+    coach = CoachSpeech()
+    coach.write({"t": 1.0, "event": "say", "text": "x", "duration": 2.0})
+    coach.write({"t": 5.0, "event": "say", "text": "You can say pause, or stop.", "duration": 4.0})
+    coach.write({"t": 6.0, "event": "cut"})
+    assert coach.spans == [(1.0, 3.0, False), (5.0, 6.0, True)]
+    assert coach.overlaps(2.9, 3.5) and coach.overlaps(3.0 + TAIL_S - 0.01, 4.0)
+    assert not coach.overlaps(3.0 + TAIL_S + 0.01, 4.9) and not coach.overlaps(6.0 + TAIL_S + 0.01, 8.0)
+
+
+def test_nothing_counts_over_the_coach_naming_a_barge_in_phrase(lang: IntentSet) -> None:
+    """The help line says "pause" and "stop": heard through the microphone, they must not
+    count; said by the user after it, they do."""
+    coach = CoachSpeech()
+    coach.write({"t": 0.0, "event": "say", "text": lang.say("help"), "duration": 5.0})
+    hypotheses = [Hypothesis("stop", 4.2, 4.6, 4.9), Hypothesis("pause", 6.0, 6.5, 6.8)]
+    listener = Listener(Scripted(hypotheses), lang, coach)
+    assert _listen(listener, 8.0) == ["pause"]
+
+
+def test_only_barge_in_commands_count_over_the_coach(lang: IntentSet) -> None:
+    coach = CoachSpeech([(0.0, 10.0, False)])
+    hypotheses = [
+        Hypothesis("how many more", 2.0, 2.8, 3.1),  # over a cue: ignored
+        Hypothesis("hold on", 4.0, 4.5, 4.8),  # over a cue, but a barge-in: heard
+        Hypothesis("slow down", 11.0, 11.6, 11.9),  # between cues: heard
+        Hypothesis("", 12.0, 12.5, 12.8),  # rejected by the recogniser
+    ]
+    listener = Listener(Scripted(hypotheses), lang, coach)
+    assert _listen(listener, 13.0) == ["hold on", "slow down"]
+    assert (listener.gated, listener.rejected) == (1, 1)
+
+
+def test_a_command_may_end_early_only_when_whole_and_the_coach_is_quiet(lang: IntentSet) -> None:
+    coach = CoachSpeech([(0.0, 2.0, False)])
+    recognizer = Scripted([])
+    Listener(recognizer, lang, coach)
+    assert recognizer.complete is not None
+    assert recognizer.complete("pause", 3.0, 3.5)
+    assert not recognizer.complete("pause", 1.0, 1.5)  # "Paused." in the coach's voice sounds like it
+    assert not recognizer.complete("pause", 2.1, 2.2)  # within the coach's tail
+    assert not recognizer.complete("start", 3.0, 3.5)  # "start it again" means repeat: wait for the end
+    assert not recognizer.complete("hello there", 3.0, 3.5)
+
+
+def test_wake_word(lang: IntentSet) -> None:
+    recognizer = Scripted([Hypothesis("pause", 1.0, 1.5, 1.8), Hypothesis("hey coach pause", 3.0, 3.5, 3.8)])
+    listener = Listener(recognizer, lang, wake_word="Hey coach")
+    assert all(p.startswith("hey coach ") for p in recognizer.phrases)
+    assert len(recognizer.phrases) == len(lang.phrases())
+    assert _listen(listener, 5.0) == ["pause"]  # only the one said after the wake word
+    assert recognizer.complete is not None and recognizer.complete("hey coach pause", 1.0, 1.5)
+    assert not recognizer.complete("pause", 1.0, 1.5)
+
+
+def test_session_time_offset(lang: IntentSet) -> None:
+    listener = Listener(Scripted([Hypothesis("pause", 1.0, 1.5, 1.8)]), lang, offset_s=10.0)
+    silence = np.zeros(CHUNK_FRAMES, np.int16)
+    commands = [c for i in range(1, 100) for c in listener.feed(Chunk(silence, i * 0.03))]
+    assert [(c.speech_end_s, c.fired_s) for c in commands] == [(11.5, 11.8)]
+
+
+# -- run --in, end to end with real speech and pocketsphinx -------------------------
+
+
+@pytest.fixture(scope="module")
+def joe() -> Synthesizer:
+    """The user's voice: fixed renderings, so these end-to-end runs are the same every
+    time (the accuracy suite is where the voice varies)."""
+    return Synthesizer(voices.resolve(voices.DEFAULT_VOICE), SpeechSettings(speech_rate=0.9, varied=False))
+
+
+def _recording(path: Path, joe: Synthesizer, said: Sequence[tuple[float, str]], length_s: float) -> None:
+    rate = joe.rate_hz
+    out = np.zeros(round(length_s * rate), np.int16)
+    for t, text in said:
+        clip = joe.synthesize(text).samples
+        out[round(t * rate) : round(t * rate) + len(clip)] = clip
+    noise = np.random.default_rng(7).normal(0, 20, len(out))  # a quiet room, not digital silence
+    write_wav(path, Audio(np.clip(out + noise, -32768, 32767).astype(np.int16), rate))
+
+
+def _events(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # no vosk model: pocketsphinx
+    monkeypatch.delenv("BACKSTRETCH_VOSK_MODEL", raising=False)
+    return tmp_path
+
+
+def test_run_in_turns_spoken_commands_into_intents(home: Path, joe: Synthesizer) -> None:
+    wav, timeline = home / "commands.wav", home / "t.jsonl"
+    said = [
+        (1.0, "start back stretch"),
+        (40.0, "pause"),
+        (50.0, "keep going"),
+        (100.0, "stop"),
+    ]  # over cues: barge-in
+    _recording(wav, joe, said, 110.0)
+    assert main(["run", "--in", str(wav), "--mute", "--timeline", str(timeline), "--quiet"]) == 0
+    events = _events(timeline)
+    intents = [e for e in events if e["event"] == "intent"]
+    assert [e["name"] for e in intents] == ["start", "pause", "resume", "stop"]
+    for event, (t, _) in zip(intents, said, strict=True):
+        assert t < float(event["speech_end"]) < t + 2.5  # type: ignore[arg-type]
+        assert 0.0 < float(event["fired"]) - float(event["speech_end"]) < 1.0  # type: ignore[arg-type]
+        assert event["t"] == event["fired"]
+    heard = [e for e in events if e["event"] == "heard"]
+    assert len(heard) == 4 and all("speech_end" in e and "fired" in e for e in heard)
+
+
+def test_run_in_fires_nothing_on_chatter(home: Path, joe: Synthesizer) -> None:
+    wav, timeline = home / "chatter.wav", home / "t.jsonl"
+    chatter = [(1.0, "I think it is going to rain tomorrow afternoon."),
+               (6.0, "The cat has been asleep on the sofa all morning."),
+               (12.0, "Lie flat on the bed in the most relaxed position possible."),
+               (18.0, "The main thing is to stretch the joints, not to stay long.")]  # fmt: skip
+    # Not "Breathe in, and relax your arms...": read aloud by a person while the coach is
+    # quiet, "Breathe in" then a pause ends early as "repeat that" (the coach's own voice
+    # is never ended early; see Listener.complete).
+    _recording(wav, joe, chatter, 25.0)
+    assert main(["run", "--in", str(wav), "--mute", "--timeline", str(timeline), "--quiet"]) == 0
+    assert [e for e in _events(timeline) if e["event"] in ("heard", "intent")] == []
+
+
+def test_wav_chunks_are_16k_30ms_and_stamped(tmp_path: Path) -> None:
+    wav_44k = tmp_path / "x.wav"
+    write_wav(wav_44k, Audio(np.zeros(44100, np.int16), 44100))
+    chunks = list(wav_chunks(wav_44k))
+    assert all(len(c.samples) == CHUNK_FRAMES for c in chunks[:-1])
+    assert chunks[-1].end_s == pytest.approx(1.0, abs=1e-3)
+    assert chunks[0].end_s == pytest.approx(0.03)
+
+
+def test_unreadable_in_file_is_exit_2(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = home / "bad.wav"
+    bad.write_bytes(b"not a wav")
+    assert main(["run", "--in", str(bad), "--mute"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.wav: not a readable WAV file" in err and err.count("\n") == 1

@@ -1,0 +1,63 @@
+"""Session helpers shared by the tests and the bench: short routines, and a virtual-clock
+driver of the dialogue with readers of what it did."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from assistant.coach.dialogue import Action, Cut, Dialogue, Say, StateChange, simulate
+from assistant.coach.intents import IntentSet
+
+SHORT_CUES = """\
+reps_per_side: 3
+sets: 1
+cues:
+  welcome: "Knee hugs."
+  set_intro: "Set {set}."
+  setup: "Bend your {side} knee."
+  safety: "Go gently."
+  switch: "Switch to your {side} knee."
+"""
+SHORT_ROUTINE = (
+    SHORT_CUES
+    + """\
+pace: {inhale_s: 1.5, exhale_s: 2.0}
+coaching: {full_reps: 0, form_at_reps: [], aim_at_rep: 0}
+"""
+)
+
+
+def drive(dialogue: Dialogue, lang: IntentSet, commands: Iterable[tuple[float, str]]) -> list[Action]:
+    """Say `commands` at their times on a virtual clock, then run to the end."""
+    intents = [(t, lang.match(text)) for t, text in commands]
+    assert all(intent is not None for _, intent in intents), commands
+    return simulate(dialogue, intents)  # type: ignore[arg-type]
+
+
+def says(actions: Iterable[Action], kind: str | None = None) -> list[Say]:
+    return [a for a in actions if isinstance(a, Say) and (kind is None or a.kind == kind)]
+
+
+def spoken_spans(actions: list[Action]) -> list[tuple[float, float, str]]:
+    """(start, end, text) of what is really heard: cuts end what plays and drop what is queued."""
+    spans: list[tuple[float, float, str]] = []
+    for a in actions:
+        if isinstance(a, Cut):
+            spans = [(s, min(e, a.t), x) for s, e, x in spans if s < a.t]
+        elif isinstance(a, Say):
+            spans.append((a.t, a.t + a.duration_s, a.text))
+    return sorted(spans)
+
+
+def completed_reps(actions: Iterable[Action]) -> list[tuple[int, str, int]]:
+    """(set, side, rep) of every rep done, read from the state changes alone."""
+    done: list[tuple[int, str, int]] = []
+    before: StateChange | None = None
+    for a in actions:
+        if not isinstance(a, StateChange):
+            continue
+        if before is not None and a.done != before.done:
+            assert a.done == before.done + 1, (before, a)
+            done.append((before.set_no, before.side, before.rep))
+        before = a
+    return done

@@ -1,0 +1,108 @@
+"""Offline rendering: a whole session into one WAV, each cue where the timeline puts it, to the sample."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.app.cli import main
+from assistant.pcm import Audio, gain
+from assistant.speak import voices
+from assistant.speak.cache import CueCache
+from assistant.speak.tts import SpeechSettings, Synthesizer
+from assistant.speak.wav import read_wav
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("BACKSTRETCH_CONFIG", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cue cache for the module, so the voice synthesises each cue once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+Event = dict[str, object]
+
+
+def _render(home: Path, script_text: str) -> tuple[Audio, list[Event], CueCache]:
+    """Render a script through the CLI; the audio, the timeline and the cache it used."""
+    script = home / "s.txt"
+    script.write_text(script_text)
+    out, timeline = home / "session.wav", home / "t.jsonl"
+    argv = ["run", "--script", str(script), "--out", str(out), "--timeline", str(timeline), "--quiet"]
+    assert main(argv) == 0
+    events = [json.loads(line) for line in timeline.read_text().splitlines()]
+    cache_root = Path(os.environ["XDG_CACHE_HOME"]) / "backstretch" / "cues"
+    cache = CueCache(Synthesizer(voices.resolve(voices.DEFAULT_VOICE), SpeechSettings()), cache_root)
+    return read_wav(out), events, cache
+
+
+def test_full_default_session_onsets_match_to_the_sample(
+    home: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared_cache))
+    audio, events, cache = _render(home, "0 start back stretch\n")
+    says = [e for e in events if e["event"] == "say"]
+    assert sum(e["kind"] == "exhale" for e in says) == 120
+    assert cache.has("Breathe in, and relax.")
+    end = 0
+    for event in says:
+        start = round(float(event["t"]) * audio.rate_hz)  # type: ignore[arg-type]
+        clip = gain(cache.get(str(event["text"])).samples, 0.8)
+        assert len(clip) / audio.rate_hz == pytest.approx(event["duration"])
+        assert np.array_equal(audio.samples[start : start + len(clip)], clip), event["text"]
+        assert not audio.samples[end:start].any()  # silence between cues
+        end = start + len(clip)
+    assert 15 * 60 < audio.duration_s < 22 * 60
+
+
+def test_cuts_and_volume_in_the_rendering(
+    home: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared_cache))
+    audio, events, cache = _render(home, "0 start\n10 pause\n20 louder\n25 resume\n45 stop\n")
+    cut = next(e for e in events if e["event"] == "cut")
+    assert cut["t"] == 10.0
+    first = events[2]
+    assert first["event"] == "say" and float(first["t"]) + float(first["duration"]) > 10.0  # type: ignore[arg-type]
+    paused = next(e for e in events if e["event"] == "say" and str(e["text"]).startswith("Paused"))
+    # the setup cue plays up to 10 s, "Paused." starts there, then silence until "Raising my voice." at 20 s
+    at = round(10.0 * audio.rate_hz)
+    assert paused["t"] == 10.0 and audio.samples[at - 2000 : at].any()
+    clip = gain(cache.get(str(paused["text"])).samples, 0.8)
+    assert np.array_equal(audio.samples[at : at + len(clip)], clip)
+    assert not audio.samples[at + len(clip) : round(20.0 * audio.rate_hz)].any()
+    louder = next(e for e in events if e["event"] == "say" and e["text"] == "Raising my voice.")
+    start = round(float(louder["t"]) * audio.rate_hz)  # type: ignore[arg-type]
+    peak = np.abs(audio.samples[start : start + round(float(louder["duration"]) * audio.rate_hz)]).max()  # type: ignore[arg-type]
+    assert peak == np.abs(gain(cache.get("Raising my voice.").samples, 0.9)).max()
+
+
+def test_say_renders_one_line(home: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared_cache))
+    assert main(["say", "breathe in", "--out", str(home / "b.wav")]) == 0
+    audio = read_wav(home / "b.wav")
+    assert audio.rate_hz == 22050 and 0.4 < audio.duration_s < 2.0
+
+
+def test_out_needs_a_script(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--text", "--out", str(home / "x.wav")]) == 2
+    assert "--out renders a --script or --in session" in capsys.readouterr().err
+
+
+def test_unknown_voice_is_exit_2(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = home / "c.yaml"
+    config.write_text("voice:\n  name: en_US-nobody-low\n")
+    assert main(["--config", str(config), "say", "hello", "--out", str(home / "x.wav")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown voice 'en_US-nobody-low'" in err and err.count("\n") == 1
