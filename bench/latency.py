@@ -37,12 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.app.cli import open_voice
 from assistant.app.settings import Settings
 from assistant.app.supervisor import ANSWER_MARGIN_S
+from assistant.app.wiring import open_voice
 from assistant.coach import routine
-from assistant.coach.dialogue import Dialogue
-from assistant.coach.events import Event
+from assistant.coach.dialogue import Dialogue, foreseeable_texts
+from assistant.coach.events import Event, Say
 from assistant.coach.intents import IntentSet
 from assistant.coach.session import Session
 from assistant.hear.capture import Chunk
@@ -151,9 +151,9 @@ class Replies:
         return Session(Dialogue(self.plan, self.lang), self.lang, [], schedulers=[self])
 
     def write(self, event: Event) -> None:
-        if event["event"] == "say" and self.first is None:
-            self.cache.get(str(event["text"]))
-            self.first = (float(event["t"]), time.perf_counter(), str(event["text"]))
+        if isinstance(event, Say) and self.first is None:
+            self.cache.get(event.text)
+            self.first = (event.t, time.perf_counter(), event.text)
 
     def close(self) -> None:
         pass
@@ -266,7 +266,7 @@ def _figures(
 def measure(bench: Bench) -> Section:
     lang = language()
     cache = open_voice(Settings())
-    cache.warm(Dialogue(routine.load(), lang).foreseeable_texts())
+    cache.warm(foreseeable_texts(routine.load(), lang, "detailed"))
     replies = Replies(cache, lang)
     samples, clips = command_stream(bench)
     audio_s = len(samples) / RATE_HZ

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.app import settings
-from assistant.app.cli import open_voice
+from assistant.app.wiring import open_voice
 from assistant.hear.capture import Chunk
 from assistant.hear.listen import Listener
 from assistant.hear.sphinx_engine import SphinxRecognizer

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.app import settings
-from assistant.app.cli import open_voice
-from assistant.coach.dialogue import Dialogue, Say, simulate
+from assistant.app.wiring import open_voice
+from assistant.coach.dialogue import Dialogue, foreseeable_texts, simulate
+from assistant.coach.events import Say
 from assistant.coach.routine import Routine
 from assistant.speak.cache import CueCache
 from bench.context import Bench, backstretch_exe, language
@@ -154,7 +155,7 @@ def _ms_figures(key: str, label: str, values: list[float], baseline: list[float]
 
 def measure(bench: Bench) -> Section:
     config, routine = _routine(bench)
-    texts = sorted(Dialogue(routine, language(), config.verbosity).foreseeable_texts())
+    texts = sorted(foreseeable_texts(routine, language(), config.verbosity))
     build = cold_build(open_voice(config), texts)
     log.info("cold cache: %d cues, %.1f s of audio in %.1f s", len(texts), build.audio_s, build.wall_s)
     lookup, welcome = lookups_ms(config, texts), _welcome(config, routine)

@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from assistant import __version__
@@ -18,25 +18,19 @@ from assistant.app.download import download_model, download_voice
 from assistant.app.offline import run_audio, run_script
 from assistant.app.progress import TerminalProgress
 from assistant.app.store import ProgressStore, state_dir
-from assistant.app.timeline import TimelineFile, Transcript
+from assistant.app.wiring import Needs, build, open_voice
 from assistant.coach import intents
 from assistant.coach.cues import spell_minutes
-from assistant.coach.dialogue import Dialogue, Say, simulate
-from assistant.coach.events import Sink
+from assistant.coach.dialogue import Dialogue, simulate
+from assistant.coach.events import Say
 from assistant.coach.intents import IntentSet
 from assistant.coach.routine import Routine
-from assistant.coach.session import Session
 from assistant.errors import BackstretchError, DeviceError
 from assistant.hear.capture import wav_chunks
-from assistant.hear.listen import CoachSpeech, Listener
-from assistant.hear.recognizer import open_recognizer
 from assistant.pcm import Audio, gain
 from assistant.speak import voices
-from assistant.speak.cache import CueCache
 from assistant.speak.devices import list_devices
 from assistant.speak.playback import Player
-from assistant.speak.render import WavRenderer
-from assistant.speak.tts import SpeechSettings, Synthesizer
 from assistant.speak.wav import read_wav, write_wav
 
 log = logging.getLogger(__name__)
@@ -128,70 +122,67 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.command is None:
-        _parser().print_help()
-        return 0
+    """Each command loads only what it needs: `devices`, `history`, `voices` and `phrases`
+    work with a broken configuration file (`devices` is what you run to fix it)."""
+    match args.command:
+        case None:
+            _parser().print_help()
+            return 0
+        case "devices":
+            return _devices()
+        case "history":
+            return _history()
+        case "voices":
+            return _voices(args)
+        case "phrases":
+            return _phrases(intents.load())
+        case "models":
+            return _models(args)
+        case "service":
+            return _service(args)
+        case "demo":
+            return _demo(args.dir, intents.load())
     overrides = {"routine": getattr(args, "routine", None), "verbosity": getattr(args, "verbosity", None)}
     config = settings.load(args.config, overrides)
+    if args.command == "say":
+        return _say(args, config)
     routine = config.load_routine()
-    language = intents.load()
     if args.command == "config":
         source = config.sources.get("routine", "default")
         where = "the built-in routine" if source == "default" else f"routine {config.routine}"
         print(f"# configuration file: {settings.default_path() if args.config is None else args.config}")
         print(settings.describe(config, routine, where))
         return 0
-    if args.command == "history":
-        return _history()
-    if args.command == "service":
-        if args.service_command != "install":
-            raise BackstretchError("usage: backstretch service install [--no-enable]")
-        path = service.install(args.config, enable=not args.no_enable)
-        done = "written" if args.no_enable else "enabled and started"
-        print(f"{path}: {done}; logs: journalctl --user -u backstretch")
-        return 0
-    if args.command == "demo":
-        return _demo(args.dir, language)
-    if args.command == "phrases":
-        for name in language.names:
-            print(f"{name}:")
-            for phrase in language.surface[name]:
-                print(f"  {phrase}")
-        return 0
+    language = intents.load()
     if args.command == "routine":
         print(describe_plan(routine, language, config.verbosity))
-        return 0
-    if args.command == "voices":
-        return _voices(args)
-    if args.command == "say":
-        return _say(args, config)
-    if args.command == "devices":
-        return _devices()
-    if args.command == "models":
-        if args.models_command != "download":
-            raise BackstretchError("usage: backstretch models download")
-        path = download_model(progress=TerminalProgress())
-        print(f"installed {path}; `backstretch run` now listens with vosk")
         return 0
     return _run(args, config, routine, language)
 
 
-def open_voice(config: settings.Settings) -> CueCache:
-    """The configured voice behind its cue cache: where every voice is created."""
-    speech = SpeechSettings(config.speaker, config.speech_rate, config.sentence_pause_s)
-    return CueCache(Synthesizer(voices.resolve(config.voice), speech))
+def _phrases(language: IntentSet) -> int:
+    for name in language.names:
+        print(f"{name}:")
+        for phrase in language.surface[name]:
+            print(f"  {phrase}")
+    return 0
 
 
-def prepare_cues(cache: CueCache, texts: Iterable[str]) -> int:
-    """Synthesise the cues not cached yet, with a progress bar; returns how many."""
-    progress = TerminalProgress(unit="cues")
-    missing = cache.missing(texts)
-    if missing:
-        progress.start(len(missing), f"preparing {len(missing)} cues in voice {cache.synth.voice.name}")
-    done = cache.warm(missing, lambda: progress.advance(1))
-    if missing:
-        progress.finish()
-    return done
+def _models(args: argparse.Namespace) -> int:
+    if args.models_command != "download":
+        raise BackstretchError("usage: backstretch models download")
+    path = download_model(progress=TerminalProgress())
+    print(f"installed {path}; `backstretch run` now listens with vosk")
+    return 0
+
+
+def _service(args: argparse.Namespace) -> int:
+    if args.service_command != "install":
+        raise BackstretchError("usage: backstretch service install [--no-enable]")
+    path = service.install(args.config, enable=not args.no_enable)
+    done = "written" if args.no_enable else "enabled and started"
+    print(f"{path}: {done}; logs: journalctl --user -u backstretch")
+    return 0
 
 
 def _voices(args: argparse.Namespace) -> int:
@@ -242,18 +233,17 @@ def _demo(folder: Path, language: IntentSet) -> int:
     """The main job on the embedded defaults: the user's configuration is not read."""
     config = settings.Settings()
     routine = config.load_routine()
-    cache = open_voice(config)
-    dialogue = Dialogue(routine, language, config.verbosity, config.volume)
-    prepare_cues(cache, dialogue.foreseeable_texts())
-    dialogue.speech_s = cache.duration_s
-    listener_wav = demo.write_listener(folder, routine, language, cache, config.verbosity)
-    coach = CoachSpeech()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackstretchError(f"{folder}: cannot create the folder ({exc.strerror}); check the path") from exc
     session_wav = folder / "session.wav"
-    sinks: list[Sink] = [Transcript(sys.stdout), TimelineFile(folder / "timeline.jsonl"),
-                         WavRenderer(session_wav, cache, config.volume)]  # fmt: skip
-    session = Session(dialogue, language, sinks, schedulers=[coach])
-    recognizer = open_recognizer(config.stt_engine, language.phrases(), config.vosk_model)
-    run_audio(session, Listener(recognizer, language, coach), wav_chunks(listener_wav))
+    needs = Needs(voice=True, listen=True, out=session_wav, timeline=folder / "timeline.jsonl",
+                  transcript=sys.stdout)  # fmt: skip
+    pipeline = build(config, routine, language, needs)
+    assert pipeline.cache is not None and pipeline.listener is not None
+    listener_wav = demo.write_listener(folder, routine, language, pipeline.cache, config.verbosity)
+    run_audio(pipeline.session, pipeline.listener, wav_chunks(listener_wav))
     write_wav(folder / "conversation.wav", demo.mix(read_wav(session_wav), read_wav(listener_wav)))
     print(
         f"\nWrote {folder}/: listener.wav (what the user says), session.wav (the coach), "
@@ -313,37 +303,17 @@ def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, 
     # --in always, and --script when muted or rendered, run on the virtual clock.
     virtual = args.in_wav is not None or (args.script is not None and (args.mute or args.out is not None))
     utterances = offline.load(args.script, language) if args.script else []
-    dialogue = Dialogue(routine, language, config.verbosity, config.volume)
-    sinks: list[Sink] = []
-    if not args.quiet:
-        sinks.append(Transcript(sys.stdout))
-    player: Player | None = None
-    if args.out is not None or not args.mute:
-        cache = open_voice(config)
-        if not virtual:  # find the device before the user waits for the cues
-            player = Player(cache, config.output_device, config.volume, config.output_rate_hz)
-            player.open()
-        prepare_cues(cache, dialogue.foreseeable_texts())
-        dialogue.speech_s = cache.duration_s
-        if args.out is not None:
-            sinks.append(WavRenderer(args.out, cache, config.volume))
-    if args.timeline:
-        sinks.append(TimelineFile(args.timeline))
-    store = None
-    if not virtual:  # a live session's place survives a restart; a simulated one leaves no trace
-        store = ProgressStore(dialogue)
-        sinks.append(store)
-    coach = CoachSpeech()
-    session = Session(
-        dialogue, language, sinks,
-        schedulers=[coach] + ([player] if player else []),
-        prefetch=player.cache.prefetch if player else lambda texts: None,
-    )  # fmt: skip
-    listening = not args.text and args.script is None
-    listener = None
-    if listening:
-        recognizer = open_recognizer(config.stt_engine, language.phrases(), config.vosk_model)
-        listener = Listener(recognizer, language, coach, config.wake_word)
+    needs = Needs(
+        voice=args.out is not None or not args.mute,
+        speaker=not virtual and not args.mute,
+        listen=not args.text and args.script is None,
+        store=not virtual,  # a live session's place survives a restart; a simulated one leaves no trace
+        out=args.out,
+        timeline=args.timeline,
+        transcript=None if args.quiet else sys.stdout,
+    )
+    pipeline = build(config, routine, language, needs)
+    session, listener = pipeline.session, pipeline.listener
     if args.in_wav is not None:
         assert listener is not None
         run_audio(session, listener, wav_chunks(args.in_wav))
@@ -351,10 +321,10 @@ def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, 
         run_script(session, utterances)
     else:
         supervisor.run(
-            session, player, store, listener, config.input_device, utterances,
+            session, pipeline.player, pipeline.store, listener, config.input_device, utterances,
             stdin=sys.stdin if args.text else None, say=lambda text: print(text, file=sys.stderr),
         )  # fmt: skip
-    log.info("session over: %s, %d reps done", dialogue.state.value, dialogue.done)
+    log.info("session over: %s, %d reps done", pipeline.dialogue.state.value, pipeline.dialogue.done)
     return 0
 
 

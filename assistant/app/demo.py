@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.coach.dialogue import Dialogue, Say, simulate
+from assistant.coach.dialogue import Dialogue, simulate
+from assistant.coach.events import Say
 from assistant.coach.intents import IntentSet
 from assistant.coach.routine import Routine
 from assistant.hear.listen import BARGE_IN, TAIL_S

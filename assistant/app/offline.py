@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.coach.dialogue import State
+from assistant.coach.events import State
 from assistant.coach.intents import IntentSet
 from assistant.coach.session import Session
 from assistant.errors import ScriptError

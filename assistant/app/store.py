@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.coach.dialogue import Dialogue, Position
-from assistant.coach.events import Event
+from assistant.coach.events import Event, State, StateChange
 from assistant.coach.routine import Pace
 
 log = logging.getLogger(__name__)
@@ -107,14 +107,12 @@ class ProgressStore:
     # -- the sink ----------------------------------------------------------------
 
     def write(self, event: Event) -> None:
-        if event["event"] != "state":
-            return
-        state = event["state"]
-        if state in ("running", "paused"):
-            self._save(event)
-        elif state in ("finished", "stopped"):
-            self._append_history(self.started, time.time(), int(event["done"]), self._total(), state)
-            self.position_path.unlink(missing_ok=True)
+        match event:
+            case StateChange(state=State.RUNNING | State.PAUSED as state):
+                self._save(state)
+            case StateChange(state=State.FINISHED | State.STOPPED as state, done=done):
+                self._append_history(self.started, time.time(), done, self._total(), state.value)
+                self.position_path.unlink(missing_ok=True)
 
     def interrupted(self) -> None:
         """The program is ending with the session under way: keep the position, note it."""
@@ -130,12 +128,12 @@ class ProgressStore:
     def _total(self) -> int:
         return self.dialogue.routine.total_reps
 
-    def _save(self, event: Event) -> None:
+    def _save(self, state: State) -> None:
         where = self.dialogue.position()
         data: dict[str, Any] = {
             "version": VERSION, "started": self.started, "updated": time.time(),
             "set": where.set_no, "side": where.side, "rep": where.rep, "done": where.done,
-            "total": self._total(), "state": event["state"],
+            "total": self._total(), "state": state.value,
             "pace": asdict(where.pace),
         }  # fmt: skip
         _atomic_write(self.position_path, json.dumps(data))

@@ -30,7 +30,7 @@ from typing import IO
 
 from assistant.app.offline import Utterance
 from assistant.app.store import ProgressStore
-from assistant.coach.dialogue import State
+from assistant.coach.events import State
 from assistant.coach.session import Session
 from assistant.errors import DeviceError
 from assistant.hear.capture import Microphone

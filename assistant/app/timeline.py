@@ -1,7 +1,8 @@
 """Where session events go: a JSON Lines timeline and a readable transcript.
 
-Each event is a dict with `t` (seconds since the session started) and `event`
-(`heard`, `intent`, `say`, `cut`, `volume`, `state`); sinks receive them in time order.
+The timeline is the one place events become JSON: one object per line, with `t`
+(seconds since the session started) and `event` (`heard`, `intent`, `say`, `cut`,
+`volume`, `state`), in time order. `record` is the format; README lists its fields.
 """
 
 from __future__ import annotations
@@ -9,12 +10,35 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from assistant.coach.events import Event
+from assistant.coach.events import Cut, Event, Heard, Say, State, StateChange, Understood, Volume
 from assistant.errors import BackstretchError
 
 log = logging.getLogger(__name__)
+
+
+def record(event: Event) -> dict[str, Any]:
+    """The timeline's JSON object for `event`."""
+    match event:
+        case Say(t, text, duration_s, kind):
+            return {"t": t, "event": "say", "text": text, "duration": duration_s, "kind": kind.value}
+        case Cut(t):
+            return {"t": t, "event": "cut"}
+        case Volume(t, volume):
+            return {"t": t, "event": "volume", "volume": volume}
+        case StateChange(t, state, set_no, side, rep, done):
+            return {"t": t, "event": "state", "state": state.value, "set": set_no, "side": side,
+                    "rep": rep, "done": done}  # fmt: skip
+        case Heard(t, text, speech_end_s):
+            return {"t": t, "event": "heard", "text": text, **_times(t, speech_end_s)}
+        case Understood(t, name, slots, speech_end_s):
+            return {"t": t, "event": "intent", "name": name, "slots": dict(slots), **_times(t, speech_end_s)}
+
+
+def _times(t: float, speech_end_s: float | None) -> dict[str, float]:
+    """A recognised command's timing: where the speech ended, and when it fired (`t`)."""
+    return {} if speech_end_s is None else {"speech_end": speech_end_s, "fired": t}
 
 
 class TimelineFile:
@@ -30,7 +54,7 @@ class TimelineFile:
 
     def write(self, event: Event) -> None:
         # Full float precision: a renderer places cues at round(t * rate), to the sample.
-        self._file.write(json.dumps(event, ensure_ascii=False) + "\n")
+        self._file.write(json.dumps(record(event), ensure_ascii=False) + "\n")
         self._file.flush()
 
     def close(self) -> None:
@@ -50,22 +74,22 @@ class Transcript:
         self.states = states
 
     def write(self, event: Event) -> None:
-        kind = event["event"]
-        when = clock_text(event["t"])
-        if kind == "say":
-            line = f"{when}  coach  {event['text']}"
-        elif kind == "heard":
-            line = f"{when}  you    {event['text']}"
-        elif kind == "intent":
-            line = f"{when}         -> {event['name']}" + (f" {event['slots']}" if event["slots"] else "")
-        elif kind == "cut":
-            line = f"{when}         (cut off)"
-        elif kind == "volume":
-            line = f"{when}         (volume {event['volume']:.1f})"
-        elif self.states or event["state"] != "running":
-            line = f"{when}         [{event['state']}, done {event['done']}]"
-        else:
-            return
+        when = clock_text(event.t)
+        match event:
+            case Say(text=text):
+                line = f"{when}  coach  {text}"
+            case Heard(text=text):
+                line = f"{when}  you    {text}"
+            case Understood(name=name, slots=slots):
+                line = f"{when}         -> {name}" + (f" {dict(slots)}" if slots else "")
+            case Cut():
+                line = f"{when}         (cut off)"
+            case Volume(volume=volume):
+                line = f"{when}         (volume {volume:.1f})"
+            case StateChange(state=state, done=done) if self.states or state is not State.RUNNING:
+                line = f"{when}         [{state.value}, done {done}]"
+            case _:
+                return
         print(line, file=self.out, flush=True)
 
     def close(self) -> None:

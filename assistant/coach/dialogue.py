@@ -16,13 +16,13 @@ States: IDLE -> RUNNING <-> PAUSED -> FINISHED or STOPPED (either can start agai
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from assistant.coach import cues
 from assistant.coach.cues import spell, spell_minutes
+from assistant.coach.events import Action, Cut, Say, SayKind, State, StateChange, Volume
 from assistant.coach.intents import Intent, IntentSet
 from assistant.coach.routine import Pace, Routine, Step, StepKind, plan
 
@@ -34,52 +34,13 @@ BREATH_BOUNDS_S = (4.0, 20.0)  # shortest and longest inhale + exhale
 VOLUME_STEP = 0.1
 VOLUME_BOUNDS = (0.1, 1.0)
 _ADJUSTMENTS = frozenset({"slower", "faster", "louder", "quieter"})
-
-
-class State(enum.Enum):
-    IDLE = "idle"
-    RUNNING = "running"
-    PAUSED = "paused"
-    FINISHED = "finished"
-    STOPPED = "stopped"
-
-
-@dataclass(frozen=True)
-class Say:
-    """Speak `text` from session time `t` for `duration_s`; `kind` tells cues from replies."""
-
-    t: float
-    text: str
-    duration_s: float
-    kind: str
-
-
-@dataclass(frozen=True)
-class Cut:
-    """Silence whatever is being spoken at `t` (a pause or stop interrupts a cue)."""
-
-    t: float
-
-
-@dataclass(frozen=True)
-class Volume:
-    t: float
-    volume: float
-
-
-@dataclass(frozen=True)
-class StateChange:
-    """Where the session is: `rep` is the rep under way (0 between sides), `done` the reps done."""
-
-    t: float
-    state: State
-    set_no: int
-    side: str
-    rep: int
-    done: int
-
-
-Action = Say | Cut | Volume | StateChange
+CUE_KINDS = {
+    StepKind.SETUP: SayKind.SETUP,
+    StepKind.INHALE: SayKind.INHALE,
+    StepKind.EXHALE: SayKind.EXHALE,
+    StepKind.HOLD: SayKind.HOLD,
+    StepKind.RELEASE: SayKind.RELEASE,
+}  # the kind of utterance each step's cue is
 
 
 def estimate_speech_s(text: str) -> float:
@@ -206,27 +167,10 @@ class Dialogue:
         while paused, the resume line."""
         if self.state not in (State.RUNNING, State.PAUSED):
             return []
-        out = [self._summary_text("stopped", t)]
+        out = [self._summary_text(SayKind.STOPPED, t)]
         if self.state is State.PAUSED:
             out.append(self.intents.say("resuming", **self._where()))
         return out
-
-    def foreseeable_texts(self) -> set[str]:
-        """What a cue cache should hold before the session: every cue of the plan, every
-        fixed reply, and the pace replies along the slower and faster steps."""
-        texts = {
-            cues.step_text(self.routine, step, self.verbosity, fresh)
-            for step in self.steps
-            for fresh in (False, True)
-        }
-        texts |= {text for text in self.intents.responses.values() if "{" not in text}
-        low, high = BREATH_BOUNDS_S
-        for factor, name in ((PACE_STEP, "slower"), (1 / PACE_STEP, "faster")):
-            pace = self.pace
-            while low <= (pace.inhale_s + pace.exhale_s) * factor <= high:
-                pace = pace.scaled(factor)
-                texts.add(self._pace_reply(name, pace))
-        return texts
 
     # -- stepping ------------------------------------------------------------
 
@@ -244,7 +188,7 @@ class Dialogue:
         step = self.steps[index]
         text = cues.step_text(self.routine, step, self.verbosity, fresh)
         start = max(t, self.busy_until)
-        spoken = self._say(start, text, step.kind.value, out)
+        spoken = self._say(start, text, CUE_KINDS[step.kind], out)
         self.last_instruction = text
         if step.kind is StepKind.SETUP:
             length = spoken + GAP_S + self.routine.coaching.settle_s
@@ -264,20 +208,20 @@ class Dialogue:
 
     def _finish(self, t: float, out: list[Action]) -> None:
         self.state = State.FINISHED
-        self._summary("finished", t, out)
+        self._summary(SayKind.FINISHED, t, out)
         self._report(t, out)
 
-    def _summary_text(self, key: str, t: float) -> str:
-        return str(self.routine.cues[key]).format(
+    def _summary_text(self, kind: SayKind, t: float) -> str:
+        return str(self.routine.cues[kind.value]).format(
             sets=spell(self.routine.sets),
             done=spell(self.done),
             total=spell(self.routine.total_reps),
             minutes=spell_minutes(max(t, self.busy_until) - self.started_at),
         )
 
-    def _summary(self, key: str, t: float, out: list[Action]) -> None:
-        text = self._summary_text(key, t)
-        self._say(t, text, key, out)
+    def _summary(self, kind: SayKind, t: float, out: list[Action]) -> None:
+        text = self._summary_text(kind, t)
+        self._say(t, text, kind, out)
         self.last_instruction = text
 
     def _resume_index(self) -> int:
@@ -292,7 +236,7 @@ class Dialogue:
             i -= 1
         return i
 
-    def _say(self, t: float, text: str, kind: str, out: list[Action]) -> float:
+    def _say(self, t: float, text: str, kind: SayKind, out: list[Action]) -> float:
         start = max(t, self.busy_until)
         duration = self.speech_s(text)
         out.append(Say(start, text, duration, kind))
@@ -302,7 +246,7 @@ class Dialogue:
     def _reply(self, t: float, key: str, out: list[Action], **values: object) -> None:
         if key in ("hint", "help_idle") and self.state is State.IDLE and self.saved is not None:
             key, values = "offer", self._where()  # a restart's offer still stands
-        self._say(t, self.intents.say(key, **values), "reply", out)
+        self._say(t, self.intents.say(key, **values), SayKind.REPLY, out)
 
     def _interrupt(self, t: float, out: list[Action]) -> None:
         """Cut off the cue under way, for commands that must take effect at once."""
@@ -378,7 +322,7 @@ class Dialogue:
             if self.state is State.RUNNING:
                 self.index = self._resume_index()
             self.state = State.STOPPED
-            self._summary("stopped", t, out)
+            self._summary(SayKind.STOPPED, t, out)
         else:
             self._reply(t, "not_running", out)
 
@@ -416,10 +360,10 @@ class Dialogue:
             return
         self.pace = self.pace.scaled(wanted / breath)
         log.info("pace now %.2f s in, %.2f s out", self.pace.inhale_s, self.pace.exhale_s)
-        self._say(t, self._pace_reply(name, self.pace), "reply", out)
+        self._say(t, self._pace_reply(name, self.pace), SayKind.REPLY, out)
 
     def _pace_reply(self, name: str, pace: Pace) -> str:
-        return self.intents.say(name, inhale=spell(round(pace.inhale_s)), exhale=spell(round(pace.exhale_s)))
+        return pace_reply(self.intents, name, pace)
 
     def _on_slower(self, intent: Intent, t: float, out: list[Action]) -> None:
         self._change_pace(t, out, PACE_STEP, "slower")
@@ -445,7 +389,7 @@ class Dialogue:
 
     def _on_repeat(self, intent: Intent, t: float, out: list[Action]) -> None:
         if self.last_instruction:
-            self._say(t, self.last_instruction, "repeat", out)
+            self._say(t, self.last_instruction, SayKind.REPEAT, out)
         else:
             self._reply(t, "hint", out)
 
@@ -458,11 +402,34 @@ class Dialogue:
         elif self.state is State.IDLE:
             self._reply(t, "status_idle", out, minutes=spell_minutes(self.total_s()))
         else:
-            self._summary("finished" if self.state is State.FINISHED else "stopped", t, out)
+            self._summary(SayKind.FINISHED if self.state is State.FINISHED else SayKind.STOPPED, t, out)
 
     def _on_help(self, intent: Intent, t: float, out: list[Action]) -> None:
         running = self.state in (State.RUNNING, State.PAUSED)
         self._reply(t, "help" if running else "help_idle", out)
+
+
+def pace_reply(intents: IntentSet, name: str, pace: Pace) -> str:
+    """The answer to "slower" or "faster" (`name`) at the new `pace`."""
+    return intents.say(name, inhale=spell(round(pace.inhale_s)), exhale=spell(round(pace.exhale_s)))
+
+
+def foreseeable_texts(routine: Routine, intents: IntentSet, verbosity: str) -> set[str]:
+    """What a cue cache should hold before a session: every cue of the plan, every fixed
+    reply, and the pace replies along the slower and faster steps."""
+    texts = {
+        cues.step_text(routine, step, verbosity, fresh)
+        for step in plan(routine, with_hold=routine.pace.hold_s > 0)
+        for fresh in (False, True)
+    }
+    texts |= {text for text in intents.responses.values() if "{" not in text}
+    low, high = BREATH_BOUNDS_S
+    for factor, name in ((PACE_STEP, "slower"), (1 / PACE_STEP, "faster")):
+        pace = routine.pace
+        while low <= (pace.inhale_s + pace.exhale_s) * factor <= high:
+            pace = pace.scaled(factor)
+            texts.add(pace_reply(intents, name, pace))
+    return texts
 
 
 def simulate(dialogue: Dialogue, commands: Iterable[tuple[float, Intent]]) -> list[Action]:

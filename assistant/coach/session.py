@@ -15,11 +15,14 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 
-from assistant.coach.dialogue import Action, Cut, Dialogue, Position, StateChange
-from assistant.coach.events import Event, Sink, record
+from assistant.coach.dialogue import Dialogue, Position
+from assistant.coach.events import Action, Cut, Event, Heard, Say, Sink, StateChange, Understood
 from assistant.coach.intents import IntentSet
+from assistant.coach.track import SpeechTrack
 
 log = logging.getLogger(__name__)
+
+FORGET_S = 60.0  # speech that ended this long ago no longer matters to anyone (the gate)
 
 
 class Session:
@@ -43,27 +46,34 @@ class Session:
         self.clock: Callable[[], float] | None = None
         self._pending: list[tuple[float, int, Event]] = []
         self._order = itertools.count()
+        # What the coach says when, cuts applied, from the moment it is decided: the
+        # listener's self-hearing gate reads it on its own thread.
+        self.track: SpeechTrack[Say] = SpeechTrack()
 
     def _queue(self, event: Event) -> None:
         for scheduler in self.schedulers:
             scheduler.write(event)
-        heapq.heappush(self._pending, (event["t"], next(self._order), event))
+        heapq.heappush(self._pending, (event.t, next(self._order), event))
 
     def _queue_actions(self, actions: Iterable[Action]) -> None:
         changed = None
         for action in actions:
-            if isinstance(action, Cut):
-                self._drop_speech_from(action.t)
-            elif isinstance(action, StateChange):
-                changed = action.t
-            self._queue(record(action))
+            match action:
+                case Say():
+                    self.track.add(action.t, action.end_s, action)
+                case Cut(t=t):
+                    self._drop_speech_from(t)
+                case StateChange(t=t):
+                    changed = t
+            self._queue(action)
         if changed is not None:  # a new rep, or paused: what may be asked for next changes
             self.prefetch(self.dialogue.likely_texts(changed))
 
     def _drop_speech_from(self, t: float) -> None:
         """A cut silences what plays at `t` and drops what was decided to follow it
         (with a lookahead, the next step may have begun in the dialogue but not yet sounded)."""
-        kept = [p for p in self._pending if not (p[2]["event"] in ("say", "state") and p[0] >= t)]
+        self.track.cut(t)
+        kept = [p for p in self._pending if not (isinstance(p[2], Say | StateChange) and p[0] >= t)]
         if len(kept) != len(self._pending):
             self._pending = kept
             heapq.heapify(self._pending)
@@ -75,14 +85,13 @@ class Session:
         a recogniser); the coach answers at `answer_at` (default `t`). False when it is no
         command."""
         self.run_until(t)
-        times = {} if speech_end_s is None else {"speech_end": speech_end_s, "fired": t}
-        self._queue({"t": t, "event": "heard", "text": text, **times})
+        self._queue(Heard(t, text, speech_end_s))
         intent = self.intents.match(text)
         if intent is None:
             log.info("not a command: %r", text)
             self.flush(t)
             return False
-        self._queue({"t": t, "event": "intent", "name": intent.name, "slots": dict(intent.slots), **times})
+        self._queue(Understood(t, intent.name, dict(intent.slots), speech_end_s))
         self._queue_actions(self.dialogue.hear(intent, t if answer_at is None else max(t, answer_at)))
         self.flush(t)
         return True
@@ -106,6 +115,8 @@ class Session:
             event = heapq.heappop(self._pending)[2]
             for sink in self.sinks:
                 sink.write(event)
+        if t != math.inf:
+            self.track.forget_before(t - FORGET_S)
 
     def end(self, t: float) -> None:
         """The program is ending (end of input, Ctrl-C, SIGTERM): a session under way

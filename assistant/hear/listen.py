@@ -14,11 +14,13 @@ Design (see README, "It never obeys itself"):
 
 from __future__ import annotations
 
+import functools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from assistant.coach.events import Event
+from assistant.coach.events import Say
 from assistant.coach.intents import IntentSet, normalise, strip_fillers
+from assistant.coach.track import SpeechTrack
 from assistant.hear.capture import Chunk
 from assistant.hear.recognizer import Hypothesis, Recognizer
 
@@ -33,38 +35,11 @@ BARGE_IN = frozenset(
 TAIL_S = 0.3  # the coach's voice lingers this long after its last sample (room, latency)
 
 
+@functools.lru_cache(maxsize=1024)
 def says_barge_in(text: str) -> bool:
     """Whether `text` contains a barge-in phrase ("...you can say pause, ... or stop.")."""
     words = normalise(text).split()
     return any(words[i : i + len(p.split())] == p.split() for p in BARGE_IN for i in range(len(words)))
-
-
-@dataclass
-class CoachSpeech:
-    """When the coach is speaking, in session time; a scheduler sink of the session.
-
-    Each span is (start, end, strict): a strict span is a sentence that itself contains
-    a barge-in phrase (the help line lists "pause" and "stop"), over which nothing counts."""
-
-    spans: list[tuple[float, float, bool]] = field(default_factory=list)
-
-    def write(self, event: Event) -> None:
-        if event["event"] == "say":
-            start = float(event["t"])
-            strict = says_barge_in(str(event["text"]))
-            self.spans.append((start, start + float(event["duration"]), strict))
-        elif event["event"] == "cut":
-            at = float(event["t"])
-            self.spans = [(s, min(e, at), k) for s, e, k in self.spans if s < at]
-
-    def close(self) -> None:
-        pass
-
-    def overlaps(self, start_s: float, end_s: float, strict_only: bool = False) -> bool:
-        return any(s < end_s and start_s < e + TAIL_S and (k or not strict_only) for s, e, k in self.spans)
-
-    def forget_before(self, t: float) -> None:
-        self.spans = [(s, e, k) for s, e, k in self.spans if e + TAIL_S > t]
 
 
 @dataclass(frozen=True)
@@ -84,7 +59,7 @@ class Listener:
         self,
         recognizer: Recognizer,
         intents: IntentSet,
-        coach: CoachSpeech | None = None,
+        coach: SpeechTrack[Say] | None = None,
         wake_word: str | None = None,
         offset_s: float = 0.0,
     ) -> None:
@@ -109,23 +84,28 @@ class Listener:
         if phrase not in self._complete:
             return False
         start, end = speech_start_s + self.offset_s, speech_end_s + self.offset_s
-        return self.coach is None or not self.coach.overlaps(start, end)
+        return not self._speaking(start, end)
 
     def feed(self, chunk: Chunk) -> list[Command]:
         found = [self._accept(h) for h in self.recognizer.feed(chunk.samples, chunk.end_s)]
-        if self.coach is not None:
-            self.coach.forget_before(chunk.end_s + self.offset_s - 60.0)
         return [c for c in found if c is not None]
 
     def flush(self, end_s: float) -> list[Command]:
         found = [self._accept(h) for h in self.recognizer.flush(end_s)]
         return [c for c in found if c is not None]
 
-    def _gated(self, text: str, start: float, end: float) -> bool:
-        assert self.coach is not None
-        if not self.coach.overlaps(start, end):
+    def _speaking(self, start: float, end: float, strict_only: bool = False) -> bool:
+        """Was the coach speaking between `start` and `end` (session time), or up to TAIL_S
+        before? With `strict_only`, a sentence that itself names a barge-in phrase."""
+        if self.coach is None:
             return False
-        return strip_fillers(text) not in BARGE_IN or self.coach.overlaps(start, end, strict_only=True)
+        spans = self.coach.overlapping(start - TAIL_S, end)
+        return any(not strict_only or says_barge_in(span.item.text) for span in spans)
+
+    def _gated(self, text: str, start: float, end: float) -> bool:
+        if not self._speaking(start, end):
+            return False
+        return strip_fillers(text) not in BARGE_IN or self._speaking(start, end, strict_only=True)
 
     def _accept(self, hyp: Hypothesis) -> Command | None:
         start, end, fired = (hyp.speech_start_s + self.offset_s, hyp.speech_end_s + self.offset_s,
@@ -144,7 +124,7 @@ class Listener:
         if intent is None:
             self.rejected += 1
             return None
-        if self.coach is not None and self._gated(text, start, end):
+        if self._gated(text, start, end):
             self.gated += 1
             log.info("%.2f s: %r ignored: the coach was speaking", end, text)
             return None

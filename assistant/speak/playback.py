@@ -17,11 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from assistant.coach.events import Event
+from assistant.coach.events import Cut, Event, Say, Volume
+from assistant.coach.track import SpeechTrack
 from assistant.errors import DeviceError
 from assistant.pcm import Audio, Samples, gain, resample
 from assistant.speak.cache import CueCache
@@ -36,19 +38,12 @@ BLOCK_FRAMES = 1024  # ~46 ms at 22050 Hz; helper measurements: exact onsets, no
 LATENCY = "high"
 
 
+@dataclass
 class Clip:
-    """A cue placed on the stream: first frame, samples at the stream rate, volume."""
+    """A cue on the stream: its samples at the stream rate (a cut shortens them), its volume."""
 
-    __slots__ = ("start", "samples", "volume")
-
-    def __init__(self, start: int, samples: Samples, volume: float) -> None:
-        self.start = start
-        self.samples = samples
-        self.volume = volume
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.samples)
+    samples: Samples
+    volume: float
 
 
 class Player:
@@ -68,8 +63,8 @@ class Player:
         self.block_frames = block_frames
         self.wanted_rate_hz = rate_hz or cache.synth.rate_hz  # clips are resampled to it
         self.rate_hz = self.wanted_rate_hz
-        self._lock = threading.Lock()
-        self._clips: list[Clip] = []  # by start frame; they never overlap
+        self._lock = threading.Lock()  # the frame count and the track change together
+        self._track: SpeechTrack[Clip] = SpeechTrack()  # clips placed in frames
         self._frames = 0  # frames handed to the device since the stream opened
         self._origin = 0  # the frame at which session time 0 falls
         self._stream: sounddevice.OutputStream | None = None
@@ -104,9 +99,12 @@ class Player:
             with self._lock:
                 self._frames = round(self._frames * rate / self.rate_hz)
                 self._origin = round(self._origin * rate / self.rate_hz)
-                for clip in self._clips:
-                    clip.start = round(clip.start * rate / self.rate_hz)
-                    clip.samples = resample(Audio(clip.samples, self.rate_hz), rate).samples
+                track: SpeechTrack[Clip] = SpeechTrack()
+                for span in self._track:
+                    samples = resample(Audio(span.item.samples, self.rate_hz), rate).samples
+                    start = round(span.start * rate / self.rate_hz)
+                    track.add(start, start + len(samples), Clip(samples, span.item.volume))
+                self._track = track
             self.rate_hz = rate
         stream = sd.OutputStream(
             samplerate=rate, channels=1, dtype="int16", device=device,
@@ -147,8 +145,7 @@ class Player:
     def drain_s(self) -> float:
         """Seconds of scheduled speech still to play."""
         with self._lock:
-            end = max((clip.end for clip in self._clips), default=0)
-        return max(0.0, (end - self._frames) / self.rate_hz)
+            return max(0.0, (self._track.end() - self._frames) / self.rate_hz)
 
     # -- scheduling ------------------------------------------------------------
 
@@ -161,35 +158,31 @@ class Player:
                 self.late_clips += 1
                 log.info("clip %.0f ms late", (self._frames - start) * 1000 / self.rate_hz)
                 start = self._frames
-            self._clips.append(Clip(start, samples, self.volume))
-            self._clips.sort(key=lambda c: c.start)
+            self._track.add(start, start + len(samples), Clip(samples, self.volume))
 
     def cut(self, t: float) -> None:
         """Silence from `t` on: the clip playing is cut, the ones queued after it dropped."""
         at = max(self._frame(t), self._frames)
         with self._lock:
-            self._clips = [c for c in self._clips if c.start < at]
-            for clip in self._clips:
-                clip.samples = clip.samples[: at - clip.start]
+            self._track.cut(at)  # the callback plays a clip up to its span's end
 
     def set_volume(self, t: float, volume: float) -> None:
         """From the next cue on: clips that start at `t` or later (some may be queued already)."""
         self.volume = volume
         at = self._frame(t)
         with self._lock:
-            for clip in self._clips:
-                if clip.start >= at:
-                    clip.volume = volume
+            for span in self._track.starting_from(at):
+                span.item.volume = volume
 
     def write(self, event: Event) -> None:
-        """Timeline sink: say, cut and volume events act on the device."""
-        kind = event["event"]
-        if kind == "say":
-            self.schedule(float(event["t"]), self.cache.get(str(event["text"])))
-        elif kind == "cut":
-            self.cut(float(event["t"]))
-        elif kind == "volume":
-            self.set_volume(float(event["t"]), float(event["volume"]))
+        """A scheduler of the session: says, cuts and volume changes act on the device."""
+        match event:
+            case Say(t=t, text=text):
+                self.schedule(t, self.cache.get(text))
+            case Cut(t=t):
+                self.cut(t)
+            case Volume(t=t, volume=volume):
+                self.set_volume(t, volume)
 
     # -- the audio callback: no allocation beyond one block, no blocking ------------
 
@@ -200,15 +193,13 @@ class Player:
         with self._lock:
             start = self._frames
             end = start + frames
-            for clip in self._clips:
-                if clip.start >= end:
-                    break
-                lo, hi = max(start, clip.start), min(end, clip.end)
+            for span in self._track.overlapping(start, end):
+                lo, hi = max(start, round(span.start)), min(end, round(span.end))
                 if lo < hi:
+                    first = lo - round(span.start)
                     block[lo - start : hi - start] = gain(
-                        clip.samples[lo - clip.start : hi - clip.start], clip.volume
+                        span.item.samples[first : first + hi - lo], span.item.volume
                     )
-            while self._clips and self._clips[0].end <= end:
-                self._clips.pop(0)
+            self._track.forget_before(end)
             self._frames = end
         outdata[:, 0] = block

@@ -20,7 +20,7 @@ import pytest
 
 from assistant.app.download import download_model
 from assistant.app.progress import NullProgress
-from assistant.errors import DownloadError
+from assistant.errors import DownloadError, ModelError
 from assistant.hear import vosk_engine
 from assistant.hear.vosk_engine import ModelEntry
 
@@ -219,6 +219,6 @@ def test_find_model_takes_other_english_models_in_the_data_dir(data_home: Path) 
 
 def test_a_found_fake_model_is_a_clear_error_when_loaded(data_home: Path) -> None:
     installed = fake_model(data_home / NAME)
-    with pytest.raises(vosk_engine.ModelError, match="damaged or incomplete") as caught:
+    with pytest.raises(ModelError, match="damaged or incomplete") as caught:
         vosk_engine.VoskModel(installed, endpoint=None)
     assert "backstretch models download" in str(caught.value)

@@ -10,17 +10,8 @@ from hypothesis import strategies as st
 
 from assistant.coach import intents, routine
 from assistant.coach.cues import spell
-from assistant.coach.dialogue import (
-    BREATH_BOUNDS_S,
-    PACE_STEP,
-    Cut,
-    Dialogue,
-    Position,
-    Say,
-    State,
-    StateChange,
-    Volume,
-)
+from assistant.coach.dialogue import BREATH_BOUNDS_S, PACE_STEP, Dialogue, Position
+from assistant.coach.events import Cut, Say, SayKind, State, StateChange, Volume
 from assistant.coach.intents import IntentSet
 from assistant.coach.routine import Routine, StepKind, plan
 from tests.kit.sessions import completed_reps, drive, says, spoken_spans
@@ -29,7 +20,7 @@ from tests.kit.sessions import completed_reps, drive, says, spoken_spans
 def test_uninterrupted_session_gives_120_pulls_in_order(knee_hug: Routine, lang: IntentSet) -> None:
     dialogue = Dialogue(knee_hug, lang)
     actions = drive(dialogue, lang, [(0.0, "start back stretch")])
-    pulls = says(actions, "exhale")
+    pulls = says(actions, SayKind.EXHALE)
     assert len(pulls) == 120
     done = completed_reps(actions)
     assert len(done) == 120
@@ -37,7 +28,7 @@ def test_uninterrupted_session_gives_120_pulls_in_order(knee_hug: Routine, lang:
     assert sides == [s for _ in range(3) for s in ["left"] * 20 + ["right"] * 20]
     assert dialogue.state is State.FINISHED
     last = says(actions)[-1]
-    assert last.kind == "finished" and "Well done" in last.text
+    assert last.kind == SayKind.FINISHED and "Well done" in last.text
     assert "one hundred twenty" in last.text
 
 
@@ -63,9 +54,9 @@ def test_cue_onsets_follow_the_pace(knee_hug: Routine, lang: IntentSet) -> None:
     spoken = says(actions)
     checked = 0
     for a, b in zip(spoken, spoken[1:], strict=False):
-        if a.kind not in ("inhale", "exhale"):
+        if a.kind not in (SayKind.INHALE, SayKind.EXHALE):
             continue
-        pace = knee_hug.pace.inhale_s if a.kind == "inhale" else knee_hug.pace.exhale_s
+        pace = knee_hug.pace.inhale_s if a.kind == SayKind.INHALE else knee_hug.pace.exhale_s
         if a.duration_s + 0.4 <= pace:
             assert b.t - a.t == pytest.approx(pace)
             checked += 1
@@ -195,7 +186,7 @@ def test_pause_freezes_and_resume_recues_the_same_rep(knee_hug: Routine, lang: I
     resumed = next(a for a in says(actions) if a.text.startswith("Resuming"))
     assert f"rep {spell(paused.rep)}" in resumed.text
     following = says(actions)[says(actions).index(resumed) + 1]
-    assert following.kind == "inhale" and "holding your knee" in following.text
+    assert following.kind == SayKind.INHALE and "holding your knee" in following.text
 
 
 pause_commands = st.lists(
@@ -271,11 +262,11 @@ def test_slower_takes_effect_from_the_next_phase(knee_hug: Routine, lang: Intent
     slower = knee_hug.pace.scaled(PACE_STEP)
     cues: list[Say] = []
     while len(cues) < 12 and (wake := dialogue.next_wakeup()) is not None:
-        cues += [a for a in says(dialogue.advance(wake)) if a.kind in ("inhale", "exhale")]
+        cues += [a for a in says(dialogue.advance(wake)) if a.kind in (SayKind.INHALE, SayKind.EXHALE)]
     assert cues[0].t == pytest.approx(max(phase_ends, ack[0].t + ack[0].duration_s))
     checked = 0
     for a, b in zip(cues, cues[1:], strict=False):
-        pace = slower.inhale_s if a.kind == "inhale" else slower.exhale_s
+        pace = slower.inhale_s if a.kind == SayKind.INHALE else slower.exhale_s
         if a.duration_s + 0.4 <= pace:  # a short cue: its phase lasts the new pace exactly
             assert b.t - a.t == pytest.approx(pace)
             checked += 1
@@ -293,7 +284,7 @@ def test_volume_changes_are_actions(knee_hug: Routine, lang: IntentSet) -> None:
 def test_skip_to_the_next_set(knee_hug: Routine, lang: IntentSet) -> None:
     dialogue = Dialogue(knee_hug, lang)
     actions = drive(dialogue, lang, [(0.0, "start"), (60.0, "skip to the next set"), (61.0, "stop")])
-    assert "Set two of three" in " ".join(a.text for a in says(actions) if a.kind == "setup")
+    assert "Set two of three" in " ".join(a.text for a in says(actions) if a.kind == SayKind.SETUP)
     assert dialogue.current.set_no == 2 and dialogue.current.side == "left"
 
 
@@ -302,15 +293,17 @@ def test_skip_on_the_last_side_finishes(knee_hug: Routine, lang: IntentSet) -> N
     dialogue = Dialogue(small, lang)
     actions = drive(dialogue, lang, [(0.0, "start"), (5.0, "skip"), (20.0, "skip")])
     assert dialogue.state is State.FINISHED
-    assert [a.kind for a in says(actions)][-2:] == ["reply", "finished"]
+    assert [a.kind for a in says(actions)][-2:] == [SayKind.REPLY, SayKind.FINISHED]
 
 
 def test_repeat_says_the_last_instruction(knee_hug: Routine, lang: IntentSet) -> None:
     dialogue = Dialogue(knee_hug, lang)
     actions = drive(dialogue, lang, [(0.0, "start"), (30.0, "say that again"), (31.0, "stop")])
     spoken = says(actions)
-    again = next(a for a in spoken if a.kind == "repeat")
-    before = [a for a in spoken if a.t < 30.0 and a.kind in ("inhale", "exhale", "setup")][-1]
+    again = next(a for a in spoken if a.kind == SayKind.REPEAT)
+    before = [a for a in spoken if a.t < 30.0 and a.kind in (SayKind.INHALE, SayKind.EXHALE, SayKind.SETUP)][
+        -1
+    ]
     assert again.text == before.text
 
 
@@ -327,7 +320,7 @@ def test_stop_summarises(knee_hug: Routine, lang: IntentSet) -> None:
     dialogue = Dialogue(knee_hug, lang)
     actions = drive(dialogue, lang, [(0.0, "start"), (125.0, "I'm done")])
     summary = says(actions)[-1]
-    assert summary.kind == "stopped"
+    assert summary.kind == SayKind.STOPPED
     assert f"You did {spell(dialogue.done)} of one hundred twenty" in summary.text
     assert "two minutes" in summary.text
 

@@ -5,7 +5,7 @@ import pytest
 
 from assistant.coach import routine
 from assistant.coach.cues import step_text
-from assistant.coach.dialogue import Dialogue
+from assistant.coach.dialogue import foreseeable_texts
 from assistant.coach.intents import IntentSet
 from assistant.coach.routine import VERBOSITIES, Routine, StepKind, plan
 from assistant.errors import ConfigError
@@ -68,7 +68,7 @@ def test_form_reminder_now_and_then_not_every_rep(knee_hug: Routine) -> None:
 
 def test_every_cue_is_renderable(knee_hug: Routine, lang: IntentSet) -> None:
     with_hold = replace(knee_hug, pace=replace(knee_hug.pace, hold_s=2.0))
-    texts = {t for v in VERBOSITIES for t in Dialogue(with_hold, lang, v).foreseeable_texts()}
+    texts = {t for v in VERBOSITIES for t in foreseeable_texts(with_hold, lang, v)}
     assert any(t.startswith("Stay") for t in texts)  # the hold cues are among them
     assert all(t and "{" not in t for t in texts)
 

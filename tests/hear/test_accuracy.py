@@ -152,7 +152,7 @@ def test_no_intent_on_speech_that_is_no_command(
 @pytest.mark.accuracy
 def test_own_cues_pass_no_barge_in_gate(results: dict[str, Result]) -> None:
     """How the product runs: the coach's voice reaching the microphone is gated
-    (listen.Listener with CoachSpeech) except for barge-in phrases, and entirely over a
+    (listen.Listener, gated by the speech track) except for barge-in phrases, and entirely over a
     sentence that itself names one (the help line). Some short cues decode as commands at
     the engine level, but never as a barge-in phrase, so none gets through."""
     through = [

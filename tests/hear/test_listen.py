@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 
 from assistant.app.cli import main
+from assistant.coach.events import Say, SayKind
 from assistant.coach.intents import IntentSet
+from assistant.coach.track import SpeechTrack
 from assistant.hear.capture import CHUNK_FRAMES, Chunk, wav_chunks
-from assistant.hear.listen import TAIL_S, CoachSpeech, Listener
+from assistant.hear.listen import TAIL_S, Listener
 from assistant.hear.recognizer import Complete, Hypothesis
 from assistant.pcm import Audio
 from assistant.speak import voices
@@ -59,28 +61,38 @@ def _listen(listener: Listener, until_s: float) -> list[str]:
     return heard
 
 
-def test_coach_speech_spans_follow_says_and_cuts() -> None:
-    coach = CoachSpeech()
-    coach.write({"t": 1.0, "event": "say", "text": "x", "duration": 2.0})
-    coach.write({"t": 5.0, "event": "say", "text": "You can say pause, or stop.", "duration": 4.0})
-    coach.write({"t": 6.0, "event": "cut"})
-    assert coach.spans == [(1.0, 3.0, False), (5.0, 6.0, True)]
-    assert coach.overlaps(2.9, 3.5) and coach.overlaps(3.0 + TAIL_S - 0.01, 4.0)
-    assert not coach.overlaps(3.0 + TAIL_S + 0.01, 4.9) and not coach.overlaps(6.0 + TAIL_S + 0.01, 8.0)
+def coach_saying(*spans: tuple[float, float, str]) -> SpeechTrack[Say]:
+    """A speech track with the coach saying these (start, end, text)."""
+    track: SpeechTrack[Say] = SpeechTrack()
+    for start, end, text in spans:
+        track.add(start, end, Say(start, text, end - start, SayKind.REPLY))
+    return track
+
+
+def test_the_gate_follows_the_track_with_its_tail(lang: IntentSet) -> None:
+    coach = coach_saying((1.0, 3.0, "x"), (5.0, 9.0, "You can say pause, or stop."))
+    coach.cut(6.0)
+    listener = Listener(Scripted([]), lang, coach)
+    assert listener._speaking(2.9, 3.5) and listener._speaking(3.0 + TAIL_S - 0.01, 4.0)
+    assert not listener._speaking(3.0 + TAIL_S + 0.01, 4.9) and not listener._speaking(
+        6.0 + TAIL_S + 0.01, 8.0
+    )
+    assert listener._speaking(5.5, 5.8, strict_only=True) and not listener._speaking(
+        2.0, 2.5, strict_only=True
+    )
 
 
 def test_nothing_counts_over_the_coach_naming_a_barge_in_phrase(lang: IntentSet) -> None:
     """The help line says "pause" and "stop": heard through the microphone, they must not
     count; said by the user after it, they do."""
-    coach = CoachSpeech()
-    coach.write({"t": 0.0, "event": "say", "text": lang.say("help"), "duration": 5.0})
+    coach = coach_saying((0.0, 5.0, lang.say("help")))
     hypotheses = [Hypothesis("stop", 4.2, 4.6, 4.9), Hypothesis("pause", 6.0, 6.5, 6.8)]
     listener = Listener(Scripted(hypotheses), lang, coach)
     assert _listen(listener, 8.0) == ["pause"]
 
 
 def test_only_barge_in_commands_count_over_the_coach(lang: IntentSet) -> None:
-    coach = CoachSpeech([(0.0, 10.0, False)])
+    coach = coach_saying((0.0, 10.0, "Breathe in, and relax."))
     hypotheses = [
         Hypothesis("how many more", 2.0, 2.8, 3.1),  # over a cue: ignored
         Hypothesis("hold on", 4.0, 4.5, 4.8),  # over a cue, but a barge-in: heard
@@ -93,7 +105,7 @@ def test_only_barge_in_commands_count_over_the_coach(lang: IntentSet) -> None:
 
 
 def test_a_command_may_end_early_only_when_whole_and_the_coach_is_quiet(lang: IntentSet) -> None:
-    coach = CoachSpeech([(0.0, 2.0, False)])
+    coach = coach_saying((0.0, 2.0, "Paused."))
     recognizer = Scripted([])
     Listener(recognizer, lang, coach)
     assert recognizer.complete is not None

@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from assistant.coach import intents, routine
-from assistant.coach.dialogue import Dialogue
+from assistant.coach.dialogue import foreseeable_texts
 from assistant.coach.intents import IntentSet
 from assistant.coach.routine import VERBOSITIES
 from assistant.hear.listen import Listener
@@ -80,7 +80,7 @@ def coach_texts(lang: IntentSet) -> list[str]:
     plan = routine.load()
     texts: set[str] = set()
     for verbosity in VERBOSITIES:
-        texts |= Dialogue(plan, lang, verbosity=verbosity).foreseeable_texts()
+        texts |= foreseeable_texts(plan, lang, verbosity)
     where = {"set": "two", "sets": "three", "side": "left", "rep": "seven", "reps": "twenty"}
     texts |= {
         lang.say("already_paused", **where),

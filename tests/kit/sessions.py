@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from assistant.coach.dialogue import Action, Cut, Dialogue, Say, StateChange, simulate
+from assistant.coach.dialogue import Dialogue, simulate
+from assistant.coach.events import Action, Cut, Say, SayKind, StateChange
 from assistant.coach.intents import IntentSet
+from assistant.coach.track import SpeechTrack
 
 SHORT_CUES = """\
 reps_per_side: 3
@@ -34,19 +36,20 @@ def drive(dialogue: Dialogue, lang: IntentSet, commands: Iterable[tuple[float, s
     return simulate(dialogue, intents)  # type: ignore[arg-type]
 
 
-def says(actions: Iterable[Action], kind: str | None = None) -> list[Say]:
+def says(actions: Iterable[Action], kind: SayKind | None = None) -> list[Say]:
     return [a for a in actions if isinstance(a, Say) and (kind is None or a.kind == kind)]
 
 
 def spoken_spans(actions: list[Action]) -> list[tuple[float, float, str]]:
-    """(start, end, text) of what is really heard: cuts end what plays and drop what is queued."""
-    spans: list[tuple[float, float, str]] = []
+    """(start, end, text) of what is really heard: cuts end what plays and drop what is queued
+    (the speech track the session keeps)."""
+    track: SpeechTrack[Say] = SpeechTrack()
     for a in actions:
         if isinstance(a, Cut):
-            spans = [(s, min(e, a.t), x) for s, e, x in spans if s < a.t]
+            track.cut(a.t)
         elif isinstance(a, Say):
-            spans.append((a.t, a.t + a.duration_s, a.text))
-    return sorted(spans)
+            track.add(a.t, a.end_s, a)
+    return [(span.start, span.end, span.item.text) for span in track]
 
 
 def completed_reps(actions: Iterable[Action]) -> list[tuple[int, str, int]]:

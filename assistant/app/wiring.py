@@ -1,0 +1,120 @@
+"""One wiring: the pipeline of a session, built the same way for every way of running one.
+
+    voice -> cue cache -> dialogue (speech lengths from the voice) -> session -> sinks
+    recogniser -> listener (gated by the session's speech track) -> session
+
+`build()` is the only place the parts are put together: `backstretch run` live, with
+`--text`, `--script` or `--in`, `backstretch demo`, and the bench all call it with a
+`Needs` saying what the run takes. Nothing is loaded that the run does not need: no
+voice when muted, no device when offline, no recogniser when commands are typed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from assistant.app.progress import Progress, TerminalProgress
+from assistant.app.settings import Settings
+from assistant.app.store import ProgressStore
+from assistant.app.timeline import TimelineFile, Transcript
+from assistant.coach.dialogue import Dialogue, estimate_speech_s, foreseeable_texts
+from assistant.coach.events import Sink
+from assistant.coach.intents import IntentSet
+from assistant.coach.routine import Routine
+from assistant.coach.session import Session
+from assistant.hear.listen import Listener
+from assistant.hear.recognizer import Recognizer, open_recognizer
+from assistant.speak import voices
+from assistant.speak.cache import CueCache
+from assistant.speak.playback import Player
+from assistant.speak.render import WavRenderer
+from assistant.speak.tts import SpeechSettings, Synthesizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a run takes. A voice is needed to speak or render; without one the dialogue
+    estimates how long its words take."""
+
+    voice: bool = False  # synthesise the cues (their real lengths time the dialogue)
+    speaker: bool = False  # play them on the output device, in real time
+    listen: bool = False  # a recogniser on the microphone or a recording
+    store: bool = False  # keep the place across restarts, and the history
+    out: Path | None = None  # render the coach's voice into this WAV
+    timeline: Path | None = None  # every event as JSON Lines
+    transcript: IO[str] | None = None  # what is said and heard, as it happens
+    # The bench brings a recogniser of its own (vosk on the Korean model, say).
+    recognizer: Callable[[Sequence[str]], Recognizer] | None = field(default=None, compare=False)
+
+
+@dataclass
+class Pipeline:
+    """The parts of one session, built and connected."""
+
+    dialogue: Dialogue
+    session: Session
+    cache: CueCache | None = None
+    player: Player | None = None
+    listener: Listener | None = None
+    store: ProgressStore | None = None
+
+
+def open_voice(config: Settings) -> CueCache:
+    """The configured voice behind its cue cache: where every voice is created."""
+    speech = SpeechSettings(config.speaker, config.speech_rate, config.sentence_pause_s)
+    return CueCache(Synthesizer(voices.resolve(config.voice), speech))
+
+
+def prepare_cues(cache: CueCache, texts: Iterable[str], progress: Progress | None = None) -> int:
+    """Synthesise the cues not cached yet, with progress; returns how many."""
+    missing = cache.missing(texts)
+    if missing and progress is not None:
+        progress.start(len(missing), f"preparing {len(missing)} cues in voice {cache.synth.voice.name}")
+    done = cache.warm(missing, (lambda: progress.advance(1)) if progress is not None else lambda: None)
+    if missing and progress is not None:
+        progress.finish()
+    return done
+
+
+def build(config: Settings, routine: Routine, language: IntentSet, needs: Needs) -> Pipeline:
+    """The session a run needs, every part connected; devices are opened here (the output
+    first, so a missing speaker is reported before the user waits for the cues)."""
+    cache = open_voice(config) if needs.voice or needs.speaker or needs.out is not None else None
+    player = None
+    if needs.speaker and cache is not None:
+        player = Player(cache, config.output_device, config.volume, config.output_rate_hz)
+        player.open()
+    if cache is not None:
+        prepare_cues(
+            cache, foreseeable_texts(routine, language, config.verbosity), TerminalProgress(unit="cues")
+        )
+    speech_s = cache.duration_s if cache is not None else estimate_speech_s
+    dialogue = Dialogue(routine, language, config.verbosity, config.volume, speech_s)
+    sinks: list[Sink] = []
+    if needs.transcript is not None:
+        sinks.append(Transcript(needs.transcript))
+    if needs.timeline is not None:
+        sinks.append(TimelineFile(needs.timeline))
+    if needs.out is not None and cache is not None:
+        sinks.append(WavRenderer(needs.out, cache, config.volume))
+    store = ProgressStore(dialogue) if needs.store else None
+    if store is not None:
+        sinks.append(store)
+    session = Session(
+        dialogue, language, sinks,
+        schedulers=[player] if player is not None else [],
+        prefetch=player.cache.prefetch if player is not None else lambda texts: None,
+    )  # fmt: skip
+    listener = None
+    if needs.listen:
+        make = needs.recognizer or (
+            lambda phrases: open_recognizer(config.stt_engine, phrases, config.vosk_model)
+        )
+        listener = Listener(make(language.phrases()), language, session.track, config.wake_word)
+    return Pipeline(dialogue, session, cache, player, listener, store)
