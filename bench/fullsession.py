@@ -32,7 +32,8 @@ from assistant.app.offline import run_audio
 from assistant.app.wiring import Needs, build
 from assistant.coach import intents
 from assistant.hear.capture import CHUNK_FRAMES, Chunk, wav_chunks
-from assistant.hear.recognizer import Recognizer, open_recognizer
+from assistant.hear.engines import open_recognizer
+from assistant.hear.recognizer import Recognizer
 from assistant.hear.vosk_engine import VoskModel, VoskRecognizer
 from assistant.pcm import RATE_HZ
 from bench.context import KO_WORDS, korean_model

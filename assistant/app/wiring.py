@@ -26,8 +26,9 @@ from assistant.coach.events import Sink
 from assistant.coach.intents import IntentSet
 from assistant.coach.routine import Routine
 from assistant.coach.session import Session
+from assistant.hear.engines import open_recognizer
 from assistant.hear.listen import Listener
-from assistant.hear.recognizer import Recognizer, open_recognizer
+from assistant.hear.recognizer import Recognizer
 from assistant.speak import voices
 from assistant.speak.cache import CueCache
 from assistant.speak.playback import Player

@@ -5,10 +5,7 @@ with the audio time at its end, finds the end of each utterance itself
 (endpointing) and returns one `Hypothesis` per utterance. Only a closed set of
 phrases can come out: the intents' phrase list, with a rejection path so that
 speech which is no command gives `text == ""`.
-
-    auto          vosk when an English vosk model is installed, else pocketsphinx
-    vosk          Kaldi with a runtime grammar plus [unk]   (stt_vosk.py)
-    pocketsphinx  the wheel's English model, JSGF/FSG plus a garbage loop (stt_sphinx.py)
+The engines are in sphinx_engine.py and vosk_engine.py; engines.py chooses one.
 """
 
 from __future__ import annotations
@@ -24,7 +21,6 @@ import numpy.typing as npt
 log = logging.getLogger(__name__)
 
 RATE_HZ = 16_000  # what every recogniser takes
-ENGINES = ("auto", "vosk", "pocketsphinx")
 
 
 Complete = Callable[[str, float, float], bool]  # (phrase, speech start, speech end) -> end it now?
@@ -59,35 +55,3 @@ class Recognizer(Protocol):
 
     def reset(self) -> None:
         """Drop any utterance in progress (the microphone was gated)."""
-
-
-def open_recognizer(engine: str, phrases: Sequence[str], vosk_model: str | None = None) -> Recognizer:
-    """The recogniser `stt.engine` asks for; the one place engines are created.
-
-    auto takes vosk when an English vosk model is installed, else pocketsphinx, and
-    says so in the log with how to upgrade.
-    """
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}")
-    if engine in ("auto", "vosk"):
-        from assistant.errors import ModelError
-        from assistant.hear.vosk_engine import VoskModel, VoskRecognizer, find_model
-
-        path = find_model(vosk_model)
-        if path is not None:
-            log.info("speech recognition: vosk, model %s", path)
-            return VoskRecognizer(VoskModel(path), phrases)
-        if engine == "vosk":
-            raise ModelError(
-                "stt.engine is vosk but no English vosk model is installed; run "
-                "`backstretch models download`, or set stt.vosk_model or $BACKSTRETCH_VOSK_MODEL"
-            )
-        log.warning(
-            "speech recognition: pocketsphinx (no vosk model found; `backstretch models download` "
-            "installs vosk-model-small-en-us, which recognises better)"
-        )
-    else:
-        log.info("speech recognition: pocketsphinx")
-    from assistant.hear.sphinx_engine import SphinxRecognizer
-
-    return SphinxRecognizer(phrases)
