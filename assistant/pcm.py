@@ -36,8 +36,10 @@ def resample(audio: Audio, rate_hz: int) -> Audio:
         return audio
     import soxr
 
-    out = soxr.resample(audio.samples, audio.rate_hz, rate_hz, quality="HQ")
-    return Audio(np.ascontiguousarray(out, dtype=np.int16), rate_hz)
+    # In float, rounded here: soxr's own int16 output is dithered at random, so the same
+    # clip would come out a sample or two apart from one call to the next.
+    out = soxr.resample(audio.samples.astype(np.float32), audio.rate_hz, rate_hz, quality="HQ")
+    return Audio(np.clip(np.rint(out), -32768, 32767).astype(np.int16), rate_hz)
 
 
 def gain(samples: Samples, volume: float) -> Samples:

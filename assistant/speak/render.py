@@ -2,7 +2,8 @@
 
 `WavRenderer` is a timeline sink: a `say` event at session time t starts its
 clip at sample round(t * rate); a `cut` ends the clip playing at that sample;
-a `volume` event applies to the cues after it. Between cues: silence.
+a `volume` event applies to the cues after it. Between cues: silence. The file is
+written as the session goes, a block at a time (see `WavWriter`).
 """
 
 from __future__ import annotations
@@ -14,49 +15,61 @@ import numpy as np
 
 from assistant.coach.events import Cut, Event, Say, Volume
 from assistant.coach.track import SpeechTrack
-from assistant.pcm import Audio, Samples, gain, resample
+from assistant.pcm import Samples, gain, resample
 from assistant.speak.cache import CueCache
-from assistant.speak.wav import write_wav
+from assistant.speak.wav import WavWriter
 
 log = logging.getLogger(__name__)
 
 TAIL_S = 0.5  # silence after the last word
+BLOCK_SAMPLES = 1 << 16  # written a block at a time: a long silence is never held whole
 
 
 class WavRenderer:
-    """Collects the session's clips on a speech track in samples, then writes one WAV on close."""
+    """Places the session's clips on a speech track in samples and writes the WAV as the
+    session goes: events come in time order, so every sample before an event's is final
+    and goes to disk; memory holds only the clips still sounding (a session of hours, or
+    a script line far in the future, costs disk, not memory)."""
 
     def __init__(self, path: Path, cache: CueCache, volume: float, rate_hz: int | None = None) -> None:
-        self.path = path
         self.cache = cache
         self.volume = volume
         self.rate_hz = rate_hz or cache.synth.rate_hz
         self.track: SpeechTrack[Samples] = SpeechTrack()
+        self.cues = 0
+        self._out = WavWriter(path, self.rate_hz)
 
     def sample_at(self, t: float) -> int:
         return round(t * self.rate_hz)
 
     def write(self, event: Event) -> None:
+        if isinstance(event, Say | Cut | Volume):
+            self._flush_to(self.sample_at(event.t))
         match event:
             case Say(t=t, text=text):
                 samples = gain(resample(self.cache.get(text), self.rate_hz).samples, self.volume)
                 start = self.sample_at(t)
                 self.track.add(start, start + len(samples), samples)
+                self.cues += 1
             case Cut(t=t):
                 self.track.cut(self.sample_at(t))
             case Volume(volume=volume):
                 self.volume = volume
 
-    def render(self) -> Audio:
-        spans = self.track.spans()
-        end = max((round(span.end) for span in spans), default=0)
-        out = np.zeros(end + round(TAIL_S * self.rate_hz), dtype=np.int16)
-        for span in spans:
-            start, stop = round(span.start), round(span.end)
-            out[start:stop] = span.item[: stop - start]
-        return Audio(out, self.rate_hz)
+    def _flush_to(self, end: int) -> None:
+        """Write every sample before `end`: silence, and the clips sounding there."""
+        while self._out.frames < end:
+            start = self._out.frames
+            stop = min(end, start + BLOCK_SAMPLES)
+            block = np.zeros(stop - start, dtype=np.int16)
+            for span in self.track.overlapping(start, stop):
+                lo, hi = max(start, round(span.start)), min(stop, round(span.end))
+                block[lo - start : hi - start] = span.item[lo - round(span.start) : hi - round(span.start)]
+            self._out.write(block)
+            self.track.forget_before(stop)
 
     def close(self) -> None:
-        audio = self.render()
-        write_wav(self.path, audio)
-        log.info("wrote %s: %.1f s, %d cues", self.path, audio.duration_s, len(self.track))
+        self._flush_to(max(round(self.track.end()), self._out.frames) + round(TAIL_S * self.rate_hz))
+        self._out.close()
+        seconds = self._out.frames / self.rate_hz
+        log.info("wrote %s: %.1f s, %d cues", self._out.path, seconds, self.cues)

@@ -3,6 +3,7 @@ float in (channels averaged, as mono int16); mono 16-bit out, written atomically
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import struct
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.errors import AudioFileError
-from assistant.pcm import Audio
+from assistant.pcm import Audio, Samples
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +92,71 @@ def _parse_wav(blob: bytes) -> Audio:
     mono = floats.reshape(frames, channels).mean(axis=1)
     samples = np.clip(np.rint(mono * 32768.0), -32768, 32767).astype(np.int16)
     return Audio(samples, rate)
+
+
+MAX_DATA_BYTES = 0xFFFFFFFF - 36  # a RIFF file's sizes are 32-bit: about 27 hours at 22,050 Hz
+
+
+class WavWriter:
+    """A mono 16-bit WAV written as it goes, for audio too long to hold: blocks are appended
+    to a temp file beside `path`, which is renamed into place by `close()` (its sizes
+    filled in), or removed by `abort()` (or any failure), so `path` is whole or untouched."""
+
+    def __init__(self, path: Path, rate_hz: int) -> None:
+        self.path = path
+        self.rate_hz = rate_hz
+        self.frames = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        except OSError as exc:
+            raise self._error(exc) from exc
+        self._tmp = Path(tmp)
+        self._file = os.fdopen(fd, "wb")
+        atexit.register(self.abort)  # a run that dies on the way (Ctrl-C) leaves no temp file
+        self._write(self._header(0))
+
+    def _header(self, data_bytes: int) -> bytes:
+        return struct.pack(
+            "<4sI4s4sIHHIIHH4sI",
+            b"RIFF", 36 + data_bytes, b"WAVE", b"fmt ", 16, 1, 1,
+            self.rate_hz, self.rate_hz * 2, 2, 16, b"data", data_bytes,
+        )  # fmt: skip
+
+    def _error(self, exc: OSError) -> AudioFileError:
+        return AudioFileError(f"{self.path}: cannot write the WAV file ({exc.strerror}); check the path")
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            self.abort()
+            raise self._error(exc) from exc
+
+    def write(self, samples: Samples) -> None:
+        """Append `samples` (mono int16)."""
+        if (self.frames + len(samples)) * 2 > MAX_DATA_BYTES:
+            self.abort()
+            hours = MAX_DATA_BYTES / 2 / self.rate_hz / 3600
+            raise AudioFileError(f"{self.path}: longer than a WAV file can hold ({hours:.0f} h); render less")
+        self._write(np.asarray(samples, dtype="<i2").tobytes())
+        self.frames += len(samples)
+
+    def close(self) -> None:
+        """Fill in the sizes and move the file into place."""
+        try:
+            self._file.seek(0)
+            self._file.write(self._header(self.frames * 2))
+            self._file.close()
+            os.chmod(self._tmp, 0o644)  # mkstemp makes it private; audio the user asked for is not
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise self._error(exc) from exc
+        atexit.unregister(self.abort)
+
+    def abort(self) -> None:
+        """Give up: the temp file goes, `path` is untouched."""
+        atexit.unregister(self.abort)
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from assistant.app.cli import main
-from assistant.pcm import Audio, gain
-from assistant.speak import voices
+from assistant.coach.events import Say, SayKind
+from assistant.errors import AudioFileError
+from assistant.pcm import Audio, gain, resample
+from assistant.speak import voices, wav
 from assistant.speak.cache import CueCache
+from assistant.speak.render import WavRenderer
 from assistant.speak.tts import SpeechSettings, Synthesizer
-from assistant.speak.wav import read_wav
+from assistant.speak.wav import WavWriter, read_wav
 
 
 @pytest.fixture
@@ -106,3 +110,43 @@ def test_unknown_voice_is_exit_2(home: Path, capsys: pytest.CaptureFixture[str])
     assert main(["--config", str(config), "say", "hello", "--out", str(home / "x.wav")]) == 2
     err = capsys.readouterr().err
     assert "unknown voice 'en_US-nobody-low'" in err and err.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def joe_cache(shared_cache: Path) -> CueCache:
+    return CueCache(
+        Synthesizer(voices.resolve(voices.DEFAULT_VOICE), SpeechSettings(varied=False)), shared_cache
+    )
+
+
+def test_a_far_off_cue_costs_disk_not_memory(tmp_path: Path, joe_cache: CueCache) -> None:
+    """A cue 10,000 s in: the file holds the silence, memory never does (it used to
+    allocate the whole rendering, 9 GB for a script line at 100,000 s)."""
+    clip = gain(resample(joe_cache.get("Hi."), 1000).samples, 0.8)
+    out = tmp_path / "far.wav"
+    renderer = WavRenderer(out, joe_cache, 0.8, rate_hz=1000)
+    tracemalloc.start()
+    try:
+        renderer.write(Say(0.0, "Hi.", 0.5, SayKind.REPLY))
+        renderer.write(Say(10_000.0, "Hi.", 0.5, SayKind.REPLY))
+        renderer.close()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    audio = read_wav(out)
+    assert len(audio.samples) == 10_000_000 + len(clip) + 500  # the clip, then the tail
+    assert peak < 2_000_000  # the file is 20 MB
+    assert np.array_equal(audio.samples[: len(clip)], clip)
+    assert np.array_equal(audio.samples[10_000_000 : 10_000_000 + len(clip)], clip)
+    assert not audio.samples[len(clip) : 10_000_000].any()
+
+
+def test_a_rendering_too_long_for_a_wav_file_is_one_error_and_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wav, "MAX_DATA_BYTES", 1000)
+    writer = WavWriter(tmp_path / "x.wav", 1000)
+    writer.write(np.zeros(400, np.int16))
+    with pytest.raises(AudioFileError, match="longer than a WAV file can hold"):
+        writer.write(np.zeros(200, np.int16))
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temp
