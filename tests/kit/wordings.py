@@ -30,7 +30,12 @@ DEV: dict[str, tuple[str, ...]] = {
 }
 
 HELD_OUT: dict[str, tuple[str, ...]] = {
-    "start": ("okay let's do this", "can we start the stretches", "go ahead and start", "let's start stretching"),
+    "start": (
+        "okay let's do this",
+        "can we start the stretches",
+        "go ahead and start",
+        "let's start stretching",
+    ),
     "pause": ("hang on a sec", "let me catch my breath", "wait a sec", "can we take a break"),
     "resume": ("go ahead", "back to it", "keep it going", "okay carry on then"),
     "stop": ("i want to finish", "i've had enough", "we can stop now", "i'm all done"),
