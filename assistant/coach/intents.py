@@ -12,6 +12,7 @@ the closed grammar a speech recogniser needs.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import itertools
 import logging
@@ -198,6 +199,7 @@ class IntentSet:
     table: Mapping[str, Intent]  # normalised phrase -> intent
     surface: Mapping[str, tuple[str, ...]]  # intent -> phrases as written, for grammars
     responses: Mapping[str, str]
+    barge_in: frozenset[str]  # normalised phrases that count while the coach speaks
 
     def match(self, text: str) -> Intent | None:
         """The intent `text` says, or None when it is no command."""
@@ -205,6 +207,15 @@ class IntentSet:
         hit = self.table.get(key) or self.table.get(strip_fillers(key))
         log.debug("match %r -> %s", text, hit.name if hit else None)
         return hit
+
+    def is_barge_in(self, text: str) -> bool:
+        """Whether `text` is a barge-in phrase (fillers around it allowed): one that counts
+        while the coach speaks."""
+        return strip_fillers(normalise(text)) in self.barge_in
+
+    def names_barge_in(self, text: str) -> bool:
+        """Whether `text` contains a barge-in phrase ("...you can say pause, ... or stop.")."""
+        return _contains_any(text, self.barge_in)
 
     def phrases(self) -> list[str]:
         """Every phrase of every intent, lower case, as a recogniser should hear it."""
@@ -230,6 +241,13 @@ class IntentSet:
     def say(self, key: str, **values: object) -> str:
         """A response text with its placeholders filled."""
         return self.responses[key].format(**values)
+
+
+@functools.lru_cache(maxsize=1024)
+def _contains_any(text: str, phrases: frozenset[str]) -> bool:
+    # Cached: the listener asks this of the same few cue texts for every hypothesis.
+    words = normalise(text).split()
+    return any(words[i : i + len(p.split())] == p.split() for p in phrases for i in range(len(words)))
 
 
 REQUIRED = (
@@ -282,7 +300,7 @@ def load(path: Path | None = None) -> IntentSet:
 
 
 def from_doc(doc: yamldoc.Doc) -> IntentSet:
-    doc.mapping((), ("language", "intents", "lists", "responses"))
+    doc.mapping((), ("language", "intents", "barge_in", "lists", "responses"))
     lists: dict[str, list[tuple[Alt, str]]] = {}
     for name in doc.mapping(("lists",)):
         values = []
@@ -300,11 +318,7 @@ def from_doc(doc: yamldoc.Doc) -> IntentSet:
         said: list[str] = []
         for i, _ in enumerate(doc.sequence(("intents", name))):
             path = ("intents", name, i)
-            try:
-                phrases = list(expand(_parse(doc, path), lists))
-            except ValueError as exc:
-                raise doc.error(path, str(exc)) from exc
-            for phrase in phrases:
+            for phrase in _expand(doc, path, lists):
                 key = normalise(phrase.text)
                 if not key:
                     raise doc.error(path, "a template may not allow an empty phrase")
@@ -326,7 +340,44 @@ def from_doc(doc: yamldoc.Doc) -> IntentSet:
         table=table,
         surface=surface,
         responses={k: " ".join(str(v).split()) for k, v in responses.items()},
+        barge_in=_barge_in(doc, lists, table),
     )
+
+
+def _barge_in(
+    doc: yamldoc.Doc, lists: Mapping[str, Sequence[tuple[Alt, str]]], table: Mapping[str, Intent]
+) -> frozenset[str]:
+    """The barge-in phrases, normalised: per intent, templates of some of its own phrases."""
+    if doc.get(("barge_in",)) is None:
+        raise doc.error(
+            ("barge_in",),
+            "is missing; list, per intent, the phrases that count "
+            "while the coach speaks (as in the bundled en.yaml)",
+        )
+    out: set[str] = set()
+    for name in doc.mapping(("barge_in",)):
+        for i, _ in enumerate(doc.sequence(("barge_in", name))):
+            path = ("barge_in", name, i)
+            for phrase in _expand(doc, path, lists):
+                key = normalise(phrase.text)
+                hit = table.get(key)
+                if hit is None or hit.name != name:
+                    raise doc.error(
+                        path,
+                        f"{phrase.text!r} is not a phrase of the intent {name!r}; "
+                        "a barge-in phrase must be one of its intent's own",
+                    )
+                out.add(key)
+    return frozenset(out)
+
+
+def _expand(
+    doc: yamldoc.Doc, path: yamldoc.PathKey, lists: Mapping[str, Sequence[tuple[Alt, str]]]
+) -> list[Phrase]:
+    try:
+        return list(expand(_parse(doc, path), lists))
+    except ValueError as exc:
+        raise doc.error(path, str(exc)) from exc
 
 
 def _parse(doc: yamldoc.Doc, path: yamldoc.PathKey) -> Alt:

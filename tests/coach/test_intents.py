@@ -3,6 +3,7 @@ import pytest
 from assistant.coach import intents, yamldoc
 from assistant.coach.intents import IntentSet, normalise, parse_template
 from assistant.errors import ConfigError
+from tests.kit.sessions import bundled_intents
 
 
 def phrases_of(template: str) -> set[str]:
@@ -144,3 +145,57 @@ def test_complete_phrases_are_those_no_other_command_continues(lang: IntentSet) 
     assert "start it again" in lang.phrases() and lang.match("start it again").name != "start"  # type: ignore[union-attr]
     assert "start" not in complete and "begin" not in complete
     assert complete <= set(lang.phrases())
+
+
+# -- barge-in ------------------------------------------------------------------
+
+# The phrases that counted over the coach's speech when they were a constant in listen.py;
+# moving them into the intents file must not change them.
+BARGE_IN = {"pause", "pause it", "wait", "hold on", "hang on", "stop", "stop it", "stop now",
+            "stop the stretch", "stop the exercise", "stop the session"}  # fmt: skip
+
+
+def test_barge_in_phrases_are_a_few_of_pause_and_stop(lang: IntentSet) -> None:
+    assert lang.barge_in == BARGE_IN
+    for phrase in lang.barge_in:
+        hit = lang.match(phrase)
+        assert hit is not None and hit.name in ("pause", "stop"), phrase
+        assert phrase in lang.phrases()
+    assert {
+        "pause that",
+        "stop that",
+        "wait a second",
+        "hold on a moment",
+        "i quit",
+        "end the session",
+    } <= set(lang.phrases())  # the rest of pause and stop: heard only between cues
+
+
+def test_barge_in_with_fillers_and_inside_sentences(lang: IntentSet) -> None:
+    assert lang.is_barge_in("Okay, pause please") and lang.is_barge_in("Hold on!")
+    assert not lang.is_barge_in("pause that") and not lang.is_barge_in("slower")
+    assert lang.names_barge_in("You can say pause, or stop.")
+    assert not lang.names_barge_in("Paused. Say resume when you are ready.")  # "paused" is no "pause"
+
+
+def _bundled_with(old: str, new: str) -> yamldoc.Doc:
+    return _doc(bundled_intents(old, new))
+
+
+def test_a_barge_in_phrase_must_be_its_intents_own() -> None:
+    doc = _bundled_with('    - "wait"\n', '    - "wait"\n    - "slower"\n')
+    with pytest.raises(
+        ConfigError,
+        match=r"en\.yaml:\d+: barge_in\.pause\[2\]: 'slower' is not a phrase of the intent 'pause'",
+    ):
+        intents.from_doc(doc)
+
+
+def test_the_barge_in_list_is_required() -> None:
+    doc = _bundled_with("barge_in:\n", "other:\n")
+    with pytest.raises(ConfigError, match=r"en\.yaml:\d+: other: unknown key"):
+        intents.from_doc(doc)
+    text = intents.default_path().read_text()
+    head, _, rest = text.partition("barge_in:\n")
+    with pytest.raises(ConfigError, match=r"en\.yaml:\d+: barge_in: is missing; list, per intent"):
+        intents.from_doc(_doc(head + rest[rest.index("responses:") :]))
