@@ -17,8 +17,9 @@ States: IDLE -> RUNNING <-> PAUSED -> FINISHED or STOPPED (either can start agai
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from assistant.coach import cues
 from assistant.coach.cues import spell, spell_minutes
@@ -43,6 +44,9 @@ CUE_KINDS = {
 }  # the kind of utterance each step's cue is
 
 
+Handler = Callable[["Dialogue", Intent, float, list[Action]], None]
+
+
 def estimate_speech_s(text: str) -> float:
     """A rough speaking time, until the coach has a voice that gives the real one."""
     return 0.25 + 0.055 * len(text)
@@ -63,6 +67,8 @@ class Position:
 class Dialogue:
     """Steps through the routine and answers every command, in every state."""
 
+    HANDLERS: ClassVar[Mapping[str, Handler]]  # intent -> its handler; at the end of the class
+
     def __init__(
         self,
         routine: Routine,
@@ -71,6 +77,7 @@ class Dialogue:
         volume: float = 0.8,
         speech_s: Callable[[str], float] = estimate_speech_s,
     ) -> None:
+        check_intents(intents)
         self.routine = routine
         self.intents = intents
         self.verbosity = verbosity
@@ -104,11 +111,7 @@ class Dialogue:
     def hear(self, intent: Intent, now: float) -> list[Action]:
         """Answer `intent`, said at `now`."""
         out = self.advance(now)
-        handler = getattr(self, f"_on_{intent.name}", None)
-        if handler is None:
-            log.warning("no handler for intent %r", intent.name)
-            return out
-        handler(intent, now, out)
+        self.HANDLERS[intent.name](self, intent, now, out)  # every intent has one: check_intents
         if intent.name in _ADJUSTMENTS and self.state not in (State.RUNNING, State.PAUSED):
             self._reply(now, "hint", out)  # the change is kept; say how to begin
         self._report(now, out)
@@ -407,6 +410,39 @@ class Dialogue:
     def _on_help(self, intent: Intent, t: float, out: list[Action]) -> None:
         running = self.state in (State.RUNNING, State.PAUSED)
         self._reply(t, "help" if running else "help_idle", out)
+
+    # The intents the dialogue answers: an intents file must have exactly these (check_intents).
+    HANDLERS = {
+        "start": _on_start,
+        "pause": _on_pause,
+        "resume": _on_resume,
+        "stop": _on_stop,
+        "slower": _on_slower,
+        "faster": _on_faster,
+        "repeat": _on_repeat,
+        "status": _on_status,
+        "skip": _on_skip,
+        "help": _on_help,
+        "louder": _on_louder,
+        "quieter": _on_quieter,
+    }
+
+
+def check_intents(intents: IntentSet) -> None:
+    """The intents file must have every intent the dialogue answers, and no other: a command
+    without a handler would be heard and ignored, a handler without phrases never called."""
+    for name in intents.names:
+        if name not in Dialogue.HANDLERS:
+            raise intents.error(
+                ("intents", name),
+                f"the coach has no answer to this intent; remove it, or name it as one of "
+                f"{', '.join(Dialogue.HANDLERS)}",
+            )
+    for name in Dialogue.HANDLERS:
+        if name not in intents.names:
+            raise intents.error(
+                ("intents",), f"the intent {name!r} is missing; the coach answers it, so give it templates"
+            )
 
 
 def pace_reply(intents: IntentSet, name: str, pace: Pace) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.coach import cues, yamldoc
+from assistant.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +201,7 @@ class IntentSet:
     surface: Mapping[str, tuple[str, ...]]  # intent -> phrases as written, for grammars
     responses: Mapping[str, str]
     barge_in: frozenset[str]  # normalised phrases that count while the coach speaks
+    source: yamldoc.Doc = field(repr=False, compare=False)  # the file, for errors found later
 
     def match(self, text: str) -> Intent | None:
         """The intent `text` says, or None when it is no command."""
@@ -242,6 +244,11 @@ class IntentSet:
         """A response text with its placeholders filled."""
         return self.responses[key].format(**values)
 
+    def error(self, path: yamldoc.PathKey, message: str) -> ConfigError:
+        """An error in this intents file at `path` (its file and line named), found after
+        loading: by the dialogue, which knows the intents it answers."""
+        return self.source.error(path, message)
+
 
 @functools.lru_cache(maxsize=1024)
 def _contains_any(text: str, phrases: frozenset[str]) -> bool:
@@ -250,20 +257,6 @@ def _contains_any(text: str, phrases: frozenset[str]) -> bool:
     return any(words[i : i + len(p.split())] == p.split() for p in phrases for i in range(len(words)))
 
 
-REQUIRED = (
-    "start",
-    "pause",
-    "resume",
-    "stop",
-    "slower",
-    "faster",
-    "repeat",
-    "status",
-    "skip",
-    "help",
-    "louder",
-    "quieter",
-)
 RESPONSES = (
     "hint",
     "paused",
@@ -300,6 +293,8 @@ def load(path: Path | None = None) -> IntentSet:
 
 
 def from_doc(doc: yamldoc.Doc) -> IntentSet:
+    """Expand and check an intents file. Which intents it must have is the dialogue's to
+    say (dialogue.check_intents)."""
     doc.mapping((), ("language", "intents", "barge_in", "lists", "responses"))
     lists: dict[str, list[tuple[Alt, str]]] = {}
     for name in doc.mapping(("lists",)):
@@ -311,9 +306,6 @@ def from_doc(doc: yamldoc.Doc) -> IntentSet:
     table: dict[str, Intent] = {}
     surface: dict[str, tuple[str, ...]] = {}
     intents = doc.mapping(("intents",))
-    for name in REQUIRED:
-        if name not in intents:
-            raise doc.error(("intents",), f"the intent {name!r} is missing")
     for name in intents:
         said: list[str] = []
         for i, _ in enumerate(doc.sequence(("intents", name))):
@@ -341,6 +333,7 @@ def from_doc(doc: yamldoc.Doc) -> IntentSet:
         surface=surface,
         responses={k: " ".join(str(v).split()) for k, v in responses.items()},
         barge_in=_barge_in(doc, lists, table),
+        source=doc,
     )
 
 

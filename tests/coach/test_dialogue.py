@@ -8,13 +8,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assistant.coach import intents, routine
+from assistant.coach import intents, routine, yamldoc
 from assistant.coach.cues import spell
 from assistant.coach.dialogue import BREATH_BOUNDS_S, PACE_STEP, Dialogue, Position
 from assistant.coach.events import Cut, Say, SayKind, State, StateChange, Volume
 from assistant.coach.intents import IntentSet
 from assistant.coach.routine import Routine, StepKind, plan
-from tests.kit.sessions import completed_reps, drive, says, spoken_spans
+from assistant.errors import ConfigError
+from tests.kit.sessions import (
+    completed_reps,
+    drive,
+    intents_with_unanswered,
+    intents_without_skip,
+    says,
+    spoken_spans,
+)
 
 
 def test_uninterrupted_session_gives_120_pulls_in_order(knee_hug: Routine, lang: IntentSet) -> None:
@@ -383,3 +391,26 @@ def test_interrupt_keeps_the_place_silently(knee_hug: Routine, lang: IntentSet) 
     actions = dialogue.interrupt(100.0)
     assert dialogue.state is State.PAUSED and says(actions) == []
     assert dialogue.position() == before
+
+
+# -- the intents file against the handlers and the replies ----------------------------
+
+
+def test_the_handlers_are_the_intents_of_the_bundled_file(lang: IntentSet) -> None:
+    assert list(Dialogue.HANDLERS) == list(lang.names)
+
+
+def test_an_intent_without_a_handler_is_an_error(knee_hug: Routine) -> None:
+    lang = intents.from_doc(yamldoc.parse(intents_with_unanswered(), "mine.yaml"))
+    with pytest.raises(
+        ConfigError,
+        match=r"^mine\.yaml:\d+: intents\.sing: the coach has no answer to this intent; remove it",
+    ):
+        Dialogue(knee_hug, lang)
+
+
+def test_an_intent_the_dialogue_answers_must_be_in_the_file(knee_hug: Routine) -> None:
+    lang = intents.from_doc(yamldoc.parse(intents_without_skip(), "mine.yaml"))
+    assert "skip" not in lang.names and lang.match("next side") is None
+    with pytest.raises(ConfigError, match=r"^mine\.yaml:\d+: intents: the intent 'skip' is missing"):
+        Dialogue(knee_hug, lang)

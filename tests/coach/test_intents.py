@@ -113,10 +113,6 @@ def test_phrase_list_is_finite_and_complete(lang: IntentSet) -> None:
     assert set(lang.vocabulary()) == {w for p in phrases for w in p.split()}
 
 
-def test_every_required_intent_is_present(lang: IntentSet) -> None:
-    assert set(intents.REQUIRED) <= set(lang.names)
-
-
 def _doc(text: str) -> yamldoc.Doc:
     return yamldoc.parse(text, "en.yaml")
 
@@ -126,11 +122,6 @@ def test_a_phrase_with_two_meanings_is_an_error(lang: IntentSet) -> None:
     clash = base.replace("  help:\n", '  help:\n    - "pause"\n', 1)
     with pytest.raises(ConfigError, match=r"en\.yaml:\d+: intents\.help\[0\]: 'pause' already means 'pause'"):
         intents.from_doc(_doc(clash))
-
-
-def test_missing_intent_is_an_error() -> None:
-    with pytest.raises(ConfigError, match="the intent 'start' is missing"):
-        intents.from_doc(_doc("intents:\n  pause: [pause]\n"))
 
 
 def test_unknown_list_is_an_error() -> None:

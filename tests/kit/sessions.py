@@ -37,6 +37,18 @@ def bundled_intents(old: str = "", new: str = "") -> str:
     return text.replace(old, new, 1)
 
 
+def intents_with_unanswered() -> str:
+    """The bundled intents file plus an intent the dialogue has no handler for ("sing")."""
+    return bundled_intents("  help:\n", '  sing:\n    - "sing [me] a song"\n  help:\n')
+
+
+def intents_without_skip() -> str:
+    """The bundled intents file without the skip intent, which the dialogue answers."""
+    text = bundled_intents()
+    start = text.index("  skip:\n")
+    return text[:start] + text[text.index("  help:\n", start) :]
+
+
 def drive(dialogue: Dialogue, lang: IntentSet, commands: Iterable[tuple[float, str]]) -> list[Action]:
     """Say `commands` at their times on a virtual clock, then run to the end."""
     intents = [(t, lang.match(text)) for t, text in commands]
