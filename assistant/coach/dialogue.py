@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from assistant.coach import cues
 from assistant.coach.cues import spell, spell_minutes
 from assistant.coach.events import Action, Cut, Say, SayKind, State, StateChange, Volume
-from assistant.coach.intents import Intent, IntentSet
+from assistant.coach.intents import Intent, IntentSet, Reply
 from assistant.coach.routine import Pace, Routine, Step, StepKind, plan
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ BREATH_BOUNDS_S = (4.0, 20.0)  # shortest and longest inhale + exhale
 VOLUME_STEP = 0.1
 VOLUME_BOUNDS = (0.1, 1.0)
 _ADJUSTMENTS = frozenset({"slower", "faster", "louder", "quieter"})
+PaceReply = Literal["slower", "faster"]
+VolumeReply = Literal["louder", "quieter"]
 CUE_KINDS = {
     StepKind.SETUP: SayKind.SETUP,
     StepKind.INHALE: SayKind.INHALE,
@@ -246,7 +248,7 @@ class Dialogue:
         self.busy_until = start + duration
         return duration
 
-    def _reply(self, t: float, key: str, out: list[Action], **values: object) -> None:
+    def _reply(self, t: float, key: Reply, out: list[Action], **values: object) -> None:
         if key in ("hint", "help_idle") and self.state is State.IDLE and self.saved is not None:
             key, values = "offer", self._where()  # a restart's offer still stands
         self._say(t, self.intents.say(key, **values), SayKind.REPLY, out)
@@ -354,7 +356,7 @@ class Dialogue:
         self._reply(t, "skip", out)
         self._begin_step(target, t, out, fresh=self.steps[target].side_index == 0 and to_set)
 
-    def _change_pace(self, t: float, out: list[Action], factor: float, name: str) -> None:
+    def _change_pace(self, t: float, out: list[Action], factor: float, name: PaceReply) -> None:
         low, high = BREATH_BOUNDS_S
         breath = self.pace.inhale_s + self.pace.exhale_s
         wanted = min(max(breath * factor, low), high)
@@ -365,7 +367,7 @@ class Dialogue:
         log.info("pace now %.2f s in, %.2f s out", self.pace.inhale_s, self.pace.exhale_s)
         self._say(t, self._pace_reply(name, self.pace), SayKind.REPLY, out)
 
-    def _pace_reply(self, name: str, pace: Pace) -> str:
+    def _pace_reply(self, name: PaceReply, pace: Pace) -> str:
         return pace_reply(self.intents, name, pace)
 
     def _on_slower(self, intent: Intent, t: float, out: list[Action]) -> None:
@@ -374,7 +376,7 @@ class Dialogue:
     def _on_faster(self, intent: Intent, t: float, out: list[Action]) -> None:
         self._change_pace(t, out, 1 / PACE_STEP, "faster")
 
-    def _change_volume(self, t: float, out: list[Action], delta: float, name: str) -> None:
+    def _change_volume(self, t: float, out: list[Action], delta: float, name: VolumeReply) -> None:
         low, high = VOLUME_BOUNDS
         wanted = round(min(max(self.volume + delta, low), high), 2)
         if abs(wanted - self.volume) < 1e-6:
@@ -445,7 +447,7 @@ def check_intents(intents: IntentSet) -> None:
             )
 
 
-def pace_reply(intents: IntentSet, name: str, pace: Pace) -> str:
+def pace_reply(intents: IntentSet, name: PaceReply, pace: Pace) -> str:
     """The answer to "slower" or "faster" (`name`) at the new `pace`."""
     return intents.say(name, inhale=spell(round(pace.inhale_s)), exhale=spell(round(pace.exhale_s)))
 
@@ -460,7 +462,8 @@ def foreseeable_texts(routine: Routine, intents: IntentSet, verbosity: str) -> s
     }
     texts |= {text for text in intents.responses.values() if "{" not in text}
     low, high = BREATH_BOUNDS_S
-    for factor, name in ((PACE_STEP, "slower"), (1 / PACE_STEP, "faster")):
+    steps: tuple[tuple[float, PaceReply], ...] = ((PACE_STEP, "slower"), (1 / PACE_STEP, "faster"))
+    for factor, name in steps:
         pace = routine.pace
         while low <= (pace.inhale_s + pace.exhale_s) * factor <= high:
             pace = pace.scaled(factor)

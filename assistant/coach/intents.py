@@ -17,9 +17,11 @@ import importlib.resources
 import itertools
 import logging
 import re
+import string
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from assistant.coach import cues, yamldoc
 from assistant.errors import ConfigError
@@ -240,7 +242,7 @@ class IntentSet:
     def vocabulary(self) -> list[str]:
         return sorted({w for p in self.phrases() for w in p.split()})
 
-    def say(self, key: str, **values: object) -> str:
+    def say(self, key: Reply, **values: object) -> str:
         """A response text with its placeholders filled."""
         return self.responses[key].format(**values)
 
@@ -257,8 +259,13 @@ def _contains_any(text: str, phrases: frozenset[str]) -> bool:
     return any(words[i : i + len(p.split())] == p.split() for p in phrases for i in range(len(words)))
 
 
-RESPONSES = (
+# Every reply the dialogue asks for (dialogue.py names them by these keys, and mypy holds it
+# to them), with the placeholders it fills for each: an intents file must give exactly these
+# responses, using only those placeholders, so a wrong one fails at load, not mid-session.
+# tests/coach/test_dialogue.py drives the dialogue through every one.
+Reply = Literal[
     "hint",
+    "not_running",
     "paused",
     "already_paused",
     "resuming",
@@ -268,19 +275,43 @@ RESPONSES = (
     "slowest",
     "fastest",
     "status",
-    "status_idle",
     "status_paused",
+    "status_idle",
     "help",
     "help_idle",
     "louder",
     "quieter",
     "loudest",
     "quietest",
-    "not_running",
     "skip",
     "skip_last",
     "offer",
-)
+]
+WHERE = frozenset({"set", "sets", "side", "rep", "reps"})  # where the session stands
+RESPONSES: Mapping[Reply, frozenset[str]] = {
+    "hint": frozenset(),
+    "not_running": frozenset(),
+    "paused": frozenset(),
+    "already_paused": WHERE,
+    "resuming": WHERE,
+    "already_running": WHERE,
+    "slower": frozenset({"inhale", "exhale"}),
+    "faster": frozenset({"inhale", "exhale"}),
+    "slowest": frozenset(),
+    "fastest": frozenset(),
+    "status": WHERE | {"minutes"},
+    "status_paused": WHERE | {"minutes"},
+    "status_idle": frozenset({"minutes"}),
+    "help": frozenset(),
+    "help_idle": frozenset(),
+    "louder": frozenset(),
+    "quieter": frozenset(),
+    "loudest": frozenset(),
+    "quietest": frozenset(),
+    "skip": frozenset(),
+    "skip_last": frozenset(),
+    "offer": WHERE,
+}
 
 
 def default_path(language: str = "en") -> Path:
@@ -294,7 +325,7 @@ def load(path: Path | None = None) -> IntentSet:
 
 def from_doc(doc: yamldoc.Doc) -> IntentSet:
     """Expand and check an intents file. Which intents it must have is the dialogue's to
-    say (dialogue.check_intents)."""
+    say (dialogue.check_intents); the responses it must have are RESPONSES."""
     doc.mapping((), ("language", "intents", "barge_in", "lists", "responses"))
     lists: dict[str, list[tuple[Alt, str]]] = {}
     for name in doc.mapping(("lists",)):
@@ -322,16 +353,13 @@ def from_doc(doc: yamldoc.Doc) -> IntentSet:
             if len(table) > MAX_PHRASES:
                 raise doc.error(path, f"templates expand to over {MAX_PHRASES} phrases")
         surface[name] = tuple(dict.fromkeys(said))
-    responses = doc.mapping(("responses",))
-    for key in RESPONSES:
-        doc.text(("responses", key))
     log.debug("%d intents, %d phrases", len(surface), len(table))
     return IntentSet(
         language=doc.text(("language",), "en"),
         names=tuple(intents),
         table=table,
         surface=surface,
-        responses={k: " ".join(str(v).split()) for k, v in responses.items()},
+        responses=_responses(doc),
         barge_in=_barge_in(doc, lists, table),
         source=doc,
     )
@@ -362,6 +390,31 @@ def _barge_in(
                     )
                 out.add(key)
     return frozenset(out)
+
+
+def _responses(doc: yamldoc.Doc) -> dict[str, str]:
+    """Every response of RESPONSES, and no other, each with only its own placeholders."""
+    out: dict[str, str] = {}
+    doc.mapping(("responses",), tuple(RESPONSES))  # a response nothing asks for: unknown key
+    for key, allowed in RESPONSES.items():
+        path = ("responses", key)
+        text = " ".join(doc.text(path).split())
+        known = ", ".join(f"{{{p}}}" for p in sorted(allowed)) or "none"
+        try:
+            fields = [
+                (name, spec, conv)
+                for _, name, spec, conv in string.Formatter().parse(text)
+                if name is not None
+            ]
+        except ValueError as exc:
+            raise doc.error(path, f"bad placeholder ({exc}); write {{name}}, and {{{{ for a brace") from exc
+        for name, spec, conversion in fields:
+            if name not in allowed:
+                raise doc.error(path, f"unknown placeholder {{{name}}}; this reply fills {known}")
+            if spec or conversion:
+                raise doc.error(path, f"write the placeholder {{{name}}} plain, without ! or :")
+        out[key] = text
+    return out
 
 
 def _expand(

@@ -1,3 +1,5 @@
+from typing import get_args
+
 import pytest
 
 from assistant.coach import intents, yamldoc
@@ -190,3 +192,47 @@ def test_the_barge_in_list_is_required() -> None:
     head, _, rest = text.partition("barge_in:\n")
     with pytest.raises(ConfigError, match=r"en\.yaml:\d+: barge_in: is missing; list, per intent"):
         intents.from_doc(_doc(head + rest[rest.index("responses:") :]))
+
+
+# -- responses -----------------------------------------------------------------
+
+
+def test_the_bundled_responses_are_exactly_the_replies(lang: IntentSet) -> None:
+    assert set(lang.responses) == set(intents.RESPONSES) == set(get_args(intents.Reply))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('  skip: "Moving on."\n', "", r"en\.yaml:\d+: responses\.skip: is missing"),
+        (
+            '  skip: "Moving on."\n',
+            '  skip: "Moving on."\n  hello: "Hi."\n',
+            r"responses\.hello: unknown key",
+        ),
+        (
+            "rep {rep}.",
+            "rep {repetition}.",
+            r"responses\.\w+: unknown placeholder \{repetition\}; this reply fills",
+        ),
+        (
+            '"Moving on."',
+            '"Moving on, {side}."',
+            r"responses\.skip: unknown placeholder \{side\}; this reply fills none",
+        ),
+        ("rep {rep}.", "rep {rep:>3}.", r"write the placeholder \{rep\} plain"),
+        ("rep {rep}.", "rep {rep.", r"responses\.\w+: bad placeholder"),
+    ],
+)
+def test_a_response_the_dialogue_cannot_fill_is_an_error(old: str, new: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        intents.from_doc(_bundled_with(old, new))
+
+
+def test_errors_name_the_line() -> None:
+    doc = _bundled_with('"Moving on."', '"Moving on, {side}."')
+    line = next(
+        i for i, text in enumerate(intents.default_path().read_text().splitlines(), 1) if "Moving on" in text
+    )
+    with pytest.raises(ConfigError, match=rf"^en\.yaml:{line}: responses\.skip: "):
+        intents.from_doc(doc)
