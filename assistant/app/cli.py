@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def with_routine(p: argparse.ArgumentParser) -> None:
         p.add_argument("--routine", help="a routine file of your own (same schema as the built-in one)")
+        p.add_argument("--intents", help="an intents file of your own (same schema as intents/en.yaml)")
         p.add_argument("--verbosity", choices=("detailed", "brief", "counts"), help="how much the coach says")
 
     run = sub.add_parser("run", help="run a session")
@@ -91,7 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     routine = sub.add_parser("routine", help="print the plan and how long it takes")
     with_routine(routine)
     sub.add_parser("config", help="print the effective configuration and where each value came from")
-    sub.add_parser("phrases", help="list every phrase the coach understands, by intent")
+    phrases = sub.add_parser("phrases", help="list every phrase the coach understands, by intent")
+    phrases.add_argument(
+        "--intents", type=Path, help="an intents file of your own (default: the bundled one)"
+    )
     sub.add_parser("history", help="list past sessions: date, duration, reps done")
     service = sub.add_parser("service", help="start the coach at boot (systemd user unit)")
     service_sub = service.add_subparsers(dest="service_command", metavar="ACTION")
@@ -135,14 +139,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         case "voices":
             return _voices(args)
         case "phrases":
-            return _phrases(intents.load())
+            return _phrases(intents.load(args.intents))
         case "models":
             return _models(args)
         case "service":
             return _service(args)
         case "demo":
             return _demo(args.dir, intents.load())
-    overrides = {"routine": getattr(args, "routine", None), "verbosity": getattr(args, "verbosity", None)}
+    overrides = {name: getattr(args, name, None) for name in ("routine", "intents", "verbosity")}
     config = settings.load(args.config, overrides)
     if args.command == "say":
         return _say(args, config)
@@ -153,7 +157,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"# configuration file: {settings.default_path() if args.config is None else args.config}")
         print(settings.describe(config, routine, where))
         return 0
-    language = intents.load()
+    language = config.load_intents()
     if args.command == "routine":
         print(describe_plan(routine, language, config.verbosity))
         return 0

@@ -26,7 +26,7 @@ from assistant.coach.dialogue import Dialogue, simulate
 from assistant.coach.events import Say
 from assistant.coach.intents import IntentSet
 from assistant.coach.routine import Routine
-from assistant.hear.listen import BARGE_IN, TAIL_S
+from assistant.hear.listen import TAIL_S
 from assistant.pcm import Audio, resample
 from assistant.speak.cache import CueCache
 from assistant.speak.tts import SpeechSettings, Synthesizer
@@ -75,7 +75,7 @@ def plan_lines(
         audio = listener.get(text)
         length = audio.duration_s + 0.5  # the recogniser's endpoint comes a little later
         t = max(moment, placed[-1][0] + 3.0 if placed else 0.0)
-        if text not in BARGE_IN and placed:
+        if not intents.is_barge_in(text) and placed:
             dialogue = Dialogue(routine, intents, verbosity, speech_s=coach.duration_s)
             spans = _spoken(dialogue, placed, intents)
             while any(s < t + length + MARGIN_S and t - MARGIN_S - TAIL_S < e for s, e in spans):

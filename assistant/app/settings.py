@@ -5,7 +5,7 @@ Looked up in order: `--config FILE`, `$BACKSTRETCH_CONFIG`, then
 default file means "all defaults"; a missing file named explicitly is an error.
 Every setting remembers where its value came from, for `backstretch config`.
 Routine values (pace, reps, sets, first side) left unset here come from the
-routine file.
+routine file; `intents` names an intents file of your own (another language).
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from assistant.coach import intents as intents_mod
 from assistant.coach import routine as routine_mod
 from assistant.coach import yamldoc
+from assistant.coach.intents import IntentSet
 from assistant.coach.routine import SIDES, VERBOSITIES, Pace, Routine
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,9 @@ class Settings:
     """Effective settings; the metadata of each field is its YAML key and bounds."""
 
     routine: str | None = _opt("routine", "a routine file of your own; empty: the knee hug", kind=str)
+    intents: str | None = _opt(
+        "intents", "an intents file of your own (another language); empty: the bundled English", kind=str
+    )
     inhale_s: float | None = _opt(
         "pace.inhale_s", "seconds to breathe in; empty: the routine's", kind=float, low=1.0, high=20.0
     )
@@ -100,6 +105,9 @@ class Settings:
 
     def load_routine(self) -> Routine:
         return self.apply(routine_mod.load(Path(self.routine) if self.routine else None))
+
+    def load_intents(self) -> IntentSet:
+        return intents_mod.load(Path(self.intents) if self.intents else None)
 
 
 def default_path() -> Path:

@@ -87,6 +87,9 @@ def build(config: Settings, routine: Routine, language: IntentSet, needs: Needs)
     """The session a run needs, every part connected; devices are opened here (the output
     first, so a missing speaker is reported before the user waits for the cues)."""
     cache = open_voice(config) if needs.voice or needs.speaker or needs.out is not None else None
+    speech_s = cache.duration_s if cache is not None else estimate_speech_s
+    # First: the dialogue checks the intents file against its handlers, before any wait.
+    dialogue = Dialogue(routine, language, config.verbosity, config.volume, speech_s)
     player = None
     if needs.speaker and cache is not None:
         player = Player(cache, config.output_device, config.volume, config.output_rate_hz)
@@ -95,8 +98,6 @@ def build(config: Settings, routine: Routine, language: IntentSet, needs: Needs)
         prepare_cues(
             cache, foreseeable_texts(routine, language, config.verbosity), TerminalProgress(unit="cues")
         )
-    speech_s = cache.duration_s if cache is not None else estimate_speech_s
-    dialogue = Dialogue(routine, language, config.verbosity, config.volume, speech_s)
     sinks: list[Sink] = []
     if needs.transcript is not None:
         sinks.append(Transcript(needs.transcript))

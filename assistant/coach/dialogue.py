@@ -17,13 +17,14 @@ States: IDLE -> RUNNING <-> PAUSED -> FINISHED or STOPPED (either can start agai
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 from assistant.coach import cues
 from assistant.coach.cues import spell, spell_minutes
 from assistant.coach.events import Action, Cut, Say, SayKind, State, StateChange, Volume
-from assistant.coach.intents import Intent, IntentSet
+from assistant.coach.intents import Intent, IntentSet, Reply
 from assistant.coach.routine import Pace, Routine, Step, StepKind, plan
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ BREATH_BOUNDS_S = (4.0, 20.0)  # shortest and longest inhale + exhale
 VOLUME_STEP = 0.1
 VOLUME_BOUNDS = (0.1, 1.0)
 _ADJUSTMENTS = frozenset({"slower", "faster", "louder", "quieter"})
+PaceReply = Literal["slower", "faster"]
+VolumeReply = Literal["louder", "quieter"]
 CUE_KINDS = {
     StepKind.SETUP: SayKind.SETUP,
     StepKind.INHALE: SayKind.INHALE,
@@ -41,6 +44,9 @@ CUE_KINDS = {
     StepKind.HOLD: SayKind.HOLD,
     StepKind.RELEASE: SayKind.RELEASE,
 }  # the kind of utterance each step's cue is
+
+
+Handler = Callable[["Dialogue", Intent, float, list[Action]], None]
 
 
 def estimate_speech_s(text: str) -> float:
@@ -63,6 +69,8 @@ class Position:
 class Dialogue:
     """Steps through the routine and answers every command, in every state."""
 
+    HANDLERS: ClassVar[Mapping[str, Handler]]  # intent -> its handler; at the end of the class
+
     def __init__(
         self,
         routine: Routine,
@@ -71,6 +79,7 @@ class Dialogue:
         volume: float = 0.8,
         speech_s: Callable[[str], float] = estimate_speech_s,
     ) -> None:
+        check_intents(intents)
         self.routine = routine
         self.intents = intents
         self.verbosity = verbosity
@@ -104,11 +113,7 @@ class Dialogue:
     def hear(self, intent: Intent, now: float) -> list[Action]:
         """Answer `intent`, said at `now`."""
         out = self.advance(now)
-        handler = getattr(self, f"_on_{intent.name}", None)
-        if handler is None:
-            log.warning("no handler for intent %r", intent.name)
-            return out
-        handler(intent, now, out)
+        self.HANDLERS[intent.name](self, intent, now, out)  # every intent has one: check_intents
         if intent.name in _ADJUSTMENTS and self.state not in (State.RUNNING, State.PAUSED):
             self._reply(now, "hint", out)  # the change is kept; say how to begin
         self._report(now, out)
@@ -243,7 +248,7 @@ class Dialogue:
         self.busy_until = start + duration
         return duration
 
-    def _reply(self, t: float, key: str, out: list[Action], **values: object) -> None:
+    def _reply(self, t: float, key: Reply, out: list[Action], **values: object) -> None:
         if key in ("hint", "help_idle") and self.state is State.IDLE and self.saved is not None:
             key, values = "offer", self._where()  # a restart's offer still stands
         self._say(t, self.intents.say(key, **values), SayKind.REPLY, out)
@@ -351,7 +356,7 @@ class Dialogue:
         self._reply(t, "skip", out)
         self._begin_step(target, t, out, fresh=self.steps[target].side_index == 0 and to_set)
 
-    def _change_pace(self, t: float, out: list[Action], factor: float, name: str) -> None:
+    def _change_pace(self, t: float, out: list[Action], factor: float, name: PaceReply) -> None:
         low, high = BREATH_BOUNDS_S
         breath = self.pace.inhale_s + self.pace.exhale_s
         wanted = min(max(breath * factor, low), high)
@@ -362,7 +367,7 @@ class Dialogue:
         log.info("pace now %.2f s in, %.2f s out", self.pace.inhale_s, self.pace.exhale_s)
         self._say(t, self._pace_reply(name, self.pace), SayKind.REPLY, out)
 
-    def _pace_reply(self, name: str, pace: Pace) -> str:
+    def _pace_reply(self, name: PaceReply, pace: Pace) -> str:
         return pace_reply(self.intents, name, pace)
 
     def _on_slower(self, intent: Intent, t: float, out: list[Action]) -> None:
@@ -371,7 +376,7 @@ class Dialogue:
     def _on_faster(self, intent: Intent, t: float, out: list[Action]) -> None:
         self._change_pace(t, out, 1 / PACE_STEP, "faster")
 
-    def _change_volume(self, t: float, out: list[Action], delta: float, name: str) -> None:
+    def _change_volume(self, t: float, out: list[Action], delta: float, name: VolumeReply) -> None:
         low, high = VOLUME_BOUNDS
         wanted = round(min(max(self.volume + delta, low), high), 2)
         if abs(wanted - self.volume) < 1e-6:
@@ -408,8 +413,41 @@ class Dialogue:
         running = self.state in (State.RUNNING, State.PAUSED)
         self._reply(t, "help" if running else "help_idle", out)
 
+    # The intents the dialogue answers: an intents file must have exactly these (check_intents).
+    HANDLERS = {
+        "start": _on_start,
+        "pause": _on_pause,
+        "resume": _on_resume,
+        "stop": _on_stop,
+        "slower": _on_slower,
+        "faster": _on_faster,
+        "repeat": _on_repeat,
+        "status": _on_status,
+        "skip": _on_skip,
+        "help": _on_help,
+        "louder": _on_louder,
+        "quieter": _on_quieter,
+    }
 
-def pace_reply(intents: IntentSet, name: str, pace: Pace) -> str:
+
+def check_intents(intents: IntentSet) -> None:
+    """The intents file must have every intent the dialogue answers, and no other: a command
+    without a handler would be heard and ignored, a handler without phrases never called."""
+    for name in intents.names:
+        if name not in Dialogue.HANDLERS:
+            raise intents.error(
+                ("intents", name),
+                f"the coach has no answer to this intent; remove it, or name it as one of "
+                f"{', '.join(Dialogue.HANDLERS)}",
+            )
+    for name in Dialogue.HANDLERS:
+        if name not in intents.names:
+            raise intents.error(
+                ("intents",), f"the intent {name!r} is missing; the coach answers it, so give it templates"
+            )
+
+
+def pace_reply(intents: IntentSet, name: PaceReply, pace: Pace) -> str:
     """The answer to "slower" or "faster" (`name`) at the new `pace`."""
     return intents.say(name, inhale=spell(round(pace.inhale_s)), exhale=spell(round(pace.exhale_s)))
 
@@ -424,7 +462,8 @@ def foreseeable_texts(routine: Routine, intents: IntentSet, verbosity: str) -> s
     }
     texts |= {text for text in intents.responses.values() if "{" not in text}
     low, high = BREATH_BOUNDS_S
-    for factor, name in ((PACE_STEP, "slower"), (1 / PACE_STEP, "faster")):
+    steps: tuple[tuple[float, PaceReply], ...] = ((PACE_STEP, "slower"), (1 / PACE_STEP, "faster"))
+    for factor, name in steps:
         pace = routine.pace
         while low <= (pace.inhale_s + pace.exhale_s) * factor <= high:
             pace = pace.scaled(factor)

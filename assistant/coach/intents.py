@@ -12,15 +12,19 @@ the closed grammar a speech recogniser needs.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import itertools
 import logging
 import re
+import string
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from assistant.coach import cues, yamldoc
+from assistant.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +202,8 @@ class IntentSet:
     table: Mapping[str, Intent]  # normalised phrase -> intent
     surface: Mapping[str, tuple[str, ...]]  # intent -> phrases as written, for grammars
     responses: Mapping[str, str]
+    barge_in: frozenset[str]  # normalised phrases that count while the coach speaks
+    source: yamldoc.Doc = field(repr=False, compare=False)  # the file, for errors found later
 
     def match(self, text: str) -> Intent | None:
         """The intent `text` says, or None when it is no command."""
@@ -205,6 +211,15 @@ class IntentSet:
         hit = self.table.get(key) or self.table.get(strip_fillers(key))
         log.debug("match %r -> %s", text, hit.name if hit else None)
         return hit
+
+    def is_barge_in(self, text: str) -> bool:
+        """Whether `text` is a barge-in phrase (fillers around it allowed): one that counts
+        while the coach speaks."""
+        return strip_fillers(normalise(text)) in self.barge_in
+
+    def names_barge_in(self, text: str) -> bool:
+        """Whether `text` contains a barge-in phrase ("...you can say pause, ... or stop.")."""
+        return _contains_any(text, self.barge_in)
 
     def phrases(self) -> list[str]:
         """Every phrase of every intent, lower case, as a recogniser should hear it."""
@@ -227,27 +242,30 @@ class IntentSet:
     def vocabulary(self) -> list[str]:
         return sorted({w for p in self.phrases() for w in p.split()})
 
-    def say(self, key: str, **values: object) -> str:
+    def say(self, key: Reply, **values: object) -> str:
         """A response text with its placeholders filled."""
         return self.responses[key].format(**values)
 
+    def error(self, path: yamldoc.PathKey, message: str) -> ConfigError:
+        """An error in this intents file at `path` (its file and line named), found after
+        loading: by the dialogue, which knows the intents it answers."""
+        return self.source.error(path, message)
 
-REQUIRED = (
-    "start",
-    "pause",
-    "resume",
-    "stop",
-    "slower",
-    "faster",
-    "repeat",
-    "status",
-    "skip",
-    "help",
-    "louder",
-    "quieter",
-)
-RESPONSES = (
+
+@functools.lru_cache(maxsize=1024)
+def _contains_any(text: str, phrases: frozenset[str]) -> bool:
+    # Cached: the listener asks this of the same few cue texts for every hypothesis.
+    words = normalise(text).split()
+    return any(words[i : i + len(p.split())] == p.split() for p in phrases for i in range(len(words)))
+
+
+# Every reply the dialogue asks for (dialogue.py names them by these keys, and mypy holds it
+# to them), with the placeholders it fills for each: an intents file must give exactly these
+# responses, using only those placeholders, so a wrong one fails at load, not mid-session.
+# tests/coach/test_dialogue.py drives the dialogue through every one.
+Reply = Literal[
     "hint",
+    "not_running",
     "paused",
     "already_paused",
     "resuming",
@@ -257,19 +275,43 @@ RESPONSES = (
     "slowest",
     "fastest",
     "status",
-    "status_idle",
     "status_paused",
+    "status_idle",
     "help",
     "help_idle",
     "louder",
     "quieter",
     "loudest",
     "quietest",
-    "not_running",
     "skip",
     "skip_last",
     "offer",
-)
+]
+WHERE = frozenset({"set", "sets", "side", "rep", "reps"})  # where the session stands
+RESPONSES: Mapping[Reply, frozenset[str]] = {
+    "hint": frozenset(),
+    "not_running": frozenset(),
+    "paused": frozenset(),
+    "already_paused": WHERE,
+    "resuming": WHERE,
+    "already_running": WHERE,
+    "slower": frozenset({"inhale", "exhale"}),
+    "faster": frozenset({"inhale", "exhale"}),
+    "slowest": frozenset(),
+    "fastest": frozenset(),
+    "status": WHERE | {"minutes"},
+    "status_paused": WHERE | {"minutes"},
+    "status_idle": frozenset({"minutes"}),
+    "help": frozenset(),
+    "help_idle": frozenset(),
+    "louder": frozenset(),
+    "quieter": frozenset(),
+    "loudest": frozenset(),
+    "quietest": frozenset(),
+    "skip": frozenset(),
+    "skip_last": frozenset(),
+    "offer": WHERE,
+}
 
 
 def default_path(language: str = "en") -> Path:
@@ -282,7 +324,9 @@ def load(path: Path | None = None) -> IntentSet:
 
 
 def from_doc(doc: yamldoc.Doc) -> IntentSet:
-    doc.mapping((), ("language", "intents", "lists", "responses"))
+    """Expand and check an intents file. Which intents it must have is the dialogue's to
+    say (dialogue.check_intents); the responses it must have are RESPONSES."""
+    doc.mapping((), ("language", "intents", "barge_in", "lists", "responses"))
     lists: dict[str, list[tuple[Alt, str]]] = {}
     for name in doc.mapping(("lists",)):
         values = []
@@ -293,18 +337,11 @@ def from_doc(doc: yamldoc.Doc) -> IntentSet:
     table: dict[str, Intent] = {}
     surface: dict[str, tuple[str, ...]] = {}
     intents = doc.mapping(("intents",))
-    for name in REQUIRED:
-        if name not in intents:
-            raise doc.error(("intents",), f"the intent {name!r} is missing")
     for name in intents:
         said: list[str] = []
         for i, _ in enumerate(doc.sequence(("intents", name))):
             path = ("intents", name, i)
-            try:
-                phrases = list(expand(_parse(doc, path), lists))
-            except ValueError as exc:
-                raise doc.error(path, str(exc)) from exc
-            for phrase in phrases:
+            for phrase in _expand(doc, path, lists):
                 key = normalise(phrase.text)
                 if not key:
                     raise doc.error(path, "a template may not allow an empty phrase")
@@ -316,17 +353,77 @@ def from_doc(doc: yamldoc.Doc) -> IntentSet:
             if len(table) > MAX_PHRASES:
                 raise doc.error(path, f"templates expand to over {MAX_PHRASES} phrases")
         surface[name] = tuple(dict.fromkeys(said))
-    responses = doc.mapping(("responses",))
-    for key in RESPONSES:
-        doc.text(("responses", key))
     log.debug("%d intents, %d phrases", len(surface), len(table))
     return IntentSet(
         language=doc.text(("language",), "en"),
         names=tuple(intents),
         table=table,
         surface=surface,
-        responses={k: " ".join(str(v).split()) for k, v in responses.items()},
+        responses=_responses(doc),
+        barge_in=_barge_in(doc, lists, table),
+        source=doc,
     )
+
+
+def _barge_in(
+    doc: yamldoc.Doc, lists: Mapping[str, Sequence[tuple[Alt, str]]], table: Mapping[str, Intent]
+) -> frozenset[str]:
+    """The barge-in phrases, normalised: per intent, templates of some of its own phrases."""
+    if doc.get(("barge_in",)) is None:
+        raise doc.error(
+            ("barge_in",),
+            "is missing; list, per intent, the phrases that count "
+            "while the coach speaks (as in the bundled en.yaml)",
+        )
+    out: set[str] = set()
+    for name in doc.mapping(("barge_in",)):
+        for i, _ in enumerate(doc.sequence(("barge_in", name))):
+            path = ("barge_in", name, i)
+            for phrase in _expand(doc, path, lists):
+                key = normalise(phrase.text)
+                hit = table.get(key)
+                if hit is None or hit.name != name:
+                    raise doc.error(
+                        path,
+                        f"{phrase.text!r} is not a phrase of the intent {name!r}; "
+                        "a barge-in phrase must be one of its intent's own",
+                    )
+                out.add(key)
+    return frozenset(out)
+
+
+def _responses(doc: yamldoc.Doc) -> dict[str, str]:
+    """Every response of RESPONSES, and no other, each with only its own placeholders."""
+    out: dict[str, str] = {}
+    doc.mapping(("responses",), tuple(RESPONSES))  # a response nothing asks for: unknown key
+    for key, allowed in RESPONSES.items():
+        path = ("responses", key)
+        text = " ".join(doc.text(path).split())
+        known = ", ".join(f"{{{p}}}" for p in sorted(allowed)) or "none"
+        try:
+            fields = [
+                (name, spec, conv)
+                for _, name, spec, conv in string.Formatter().parse(text)
+                if name is not None
+            ]
+        except ValueError as exc:
+            raise doc.error(path, f"bad placeholder ({exc}); write {{name}}, and {{{{ for a brace") from exc
+        for name, spec, conversion in fields:
+            if name not in allowed:
+                raise doc.error(path, f"unknown placeholder {{{name}}}; this reply fills {known}")
+            if spec or conversion:
+                raise doc.error(path, f"write the placeholder {{{name}}} plain, without ! or :")
+        out[key] = text
+    return out
+
+
+def _expand(
+    doc: yamldoc.Doc, path: yamldoc.PathKey, lists: Mapping[str, Sequence[tuple[Alt, str]]]
+) -> list[Phrase]:
+    try:
+        return list(expand(_parse(doc, path), lists))
+    except ValueError as exc:
+        raise doc.error(path, str(exc)) from exc
 
 
 def _parse(doc: yamldoc.Doc, path: yamldoc.PathKey) -> Alt:

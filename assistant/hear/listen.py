@@ -6,40 +6,27 @@ Design (see README, "It never obeys itself"):
   to nothing, or to a rejection.
 - On top of that, speech that overlaps the coach's own speech (plus a short tail
   for the room and the device latency) is gated: it counts only when it is a
-  barge-in phrase, "pause", "wait", "hold on" or "stop" and a few more. The
-  coach says those only when listing the commands (help): over such a sentence
-  nothing counts at all. Commands said between cues are always heard.
+  barge-in phrase, "pause", "wait", "hold on" or "stop" and a few more (the
+  intents file lists them, under barge_in). The coach says those only when
+  listing the commands (help): over such a sentence nothing counts at all.
+  Commands said between cues are always heard.
 - With a wake word set, a command counts only after it ("coach, pause").
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 
 from assistant.coach.events import Say
-from assistant.coach.intents import IntentSet, normalise, strip_fillers
+from assistant.coach.intents import IntentSet, normalise
 from assistant.coach.track import SpeechTrack
 from assistant.hear.capture import Chunk
 from assistant.hear.recognizer import Hypothesis, Recognizer
 
 log = logging.getLogger(__name__)
 
-# The only phrases that count over a cue: pause and stop in a few robust phrasings. Not
-# every phrasing: a short cue picked up by the microphone can decode to "end" or "quit".
-BARGE_IN = frozenset(
-    {"pause", "pause it", "wait", "hold on", "hang on", "stop", "stop it", "stop now",
-     "stop the stretch", "stop the exercise", "stop the session"}
-)  # fmt: skip
 TAIL_S = 0.3  # the coach's voice lingers this long after its last sample (room, latency)
-
-
-@functools.lru_cache(maxsize=1024)
-def says_barge_in(text: str) -> bool:
-    """Whether `text` contains a barge-in phrase ("...you can say pause, ... or stop.")."""
-    words = normalise(text).split()
-    return any(words[i : i + len(p.split())] == p.split() for p in BARGE_IN for i in range(len(words)))
 
 
 @dataclass(frozen=True)
@@ -100,12 +87,12 @@ class Listener:
         if self.coach is None:
             return False
         spans = self.coach.overlapping(start - TAIL_S, end)
-        return any(not strict_only or says_barge_in(span.item.text) for span in spans)
+        return any(not strict_only or self.intents.names_barge_in(span.item.text) for span in spans)
 
     def _gated(self, text: str, start: float, end: float) -> bool:
         if not self._speaking(start, end):
             return False
-        return strip_fillers(text) not in BARGE_IN or self._speaking(start, end, strict_only=True)
+        return not self.intents.is_barge_in(text) or self._speaking(start, end, strict_only=True)
 
     def _accept(self, hyp: Hypothesis) -> Command | None:
         start, end, fired = (hyp.speech_start_s + self.offset_s, hyp.speech_end_s + self.offset_s,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from assistant.app.cli import main
 from assistant.coach.cues import spell
+from tests.kit.sessions import bundled_intents, intents_with_unanswered, intents_without_skip
 
 DEMO = Path(__file__).parents[2] / "demo" / "script.txt"
 
@@ -133,6 +135,45 @@ def test_bad_input_is_one_line_and_exit_2(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (intents_with_unanswered(), r"mine\.yaml:\d+: intents\.sing: the coach has no answer to this intent"),
+        (intents_without_skip(), r"mine\.yaml:\d+: intents: the intent 'skip' is missing"),
+    ],
+)
+@pytest.mark.parametrize("how", ["option", "config"])
+def test_an_intents_file_unlike_the_handlers_is_one_line_and_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    message: str,
+    how: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text(text)
+    (tmp_path / "s.txt").write_text("0 start\n")
+    (tmp_path / "c.yaml").write_text("intents: mine.yaml\n")
+    chosen = ["--intents", "mine.yaml"] if how == "option" else []
+    config = ["--config", "c.yaml"] if how == "config" else []
+    assert main([*config, "run", "--script", "s.txt", "--mute", *chosen]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(f"backstretch: {message}[^\n]*\n", err), err
+
+
+def test_a_script_runs_on_an_intents_file_of_ones_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine, script = tmp_path / "mine.yaml", tmp_path / "s.txt"
+    mine.write_text(bundled_intents('  stop:\n    - "stop', '  stop:\n    - "halt"\n    - "stop'))
+    script.write_text("0 start\n30 halt\n")
+    assert main(["run", "--script", str(script), "--mute", "--intents", str(mine)]) == 0
+    assert "We'll end here" in capsys.readouterr().out
+    assert main(["phrases", "--intents", str(mine)]) == 0
+    assert "\n  halt\n" in capsys.readouterr().out
 
 
 def _entry_point() -> str:

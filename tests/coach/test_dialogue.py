@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assistant.coach import intents, routine
+from assistant.coach import intents, routine, yamldoc
 from assistant.coach.cues import spell
 from assistant.coach.dialogue import BREATH_BOUNDS_S, PACE_STEP, Dialogue, Position
 from assistant.coach.events import Cut, Say, SayKind, State, StateChange, Volume
-from assistant.coach.intents import IntentSet
+from assistant.coach.intents import RESPONSES, IntentSet
 from assistant.coach.routine import Routine, StepKind, plan
-from tests.kit.sessions import completed_reps, drive, says, spoken_spans
+from assistant.errors import ConfigError
+from tests.kit.sessions import (
+    completed_reps,
+    drive,
+    intents_with_unanswered,
+    intents_without_skip,
+    says,
+    spoken_spans,
+)
 
 
 def test_uninterrupted_session_gives_120_pulls_in_order(knee_hug: Routine, lang: IntentSet) -> None:
@@ -383,3 +392,61 @@ def test_interrupt_keeps_the_place_silently(knee_hug: Routine, lang: IntentSet) 
     actions = dialogue.interrupt(100.0)
     assert dialogue.state is State.PAUSED and says(actions) == []
     assert dialogue.position() == before
+
+
+# -- the intents file against the handlers and the replies ----------------------------
+
+
+def test_the_handlers_are_the_intents_of_the_bundled_file(lang: IntentSet) -> None:
+    assert list(Dialogue.HANDLERS) == list(lang.names)
+
+
+def test_an_intent_without_a_handler_is_an_error(knee_hug: Routine) -> None:
+    lang = intents.from_doc(yamldoc.parse(intents_with_unanswered(), "mine.yaml"))
+    with pytest.raises(
+        ConfigError,
+        match=r"^mine\.yaml:\d+: intents\.sing: the coach has no answer to this intent; remove it",
+    ):
+        Dialogue(knee_hug, lang)
+
+
+def test_an_intent_the_dialogue_answers_must_be_in_the_file(knee_hug: Routine) -> None:
+    lang = intents.from_doc(yamldoc.parse(intents_without_skip(), "mine.yaml"))
+    assert "skip" not in lang.names and lang.match("next side") is None
+    with pytest.raises(ConfigError, match=r"^mine\.yaml:\d+: intents: the intent 'skip' is missing"):
+        Dialogue(knee_hug, lang)
+
+
+def test_every_reply_is_asked_for_with_its_placeholders(knee_hug: Routine, lang: IntentSet) -> None:
+    """Each response reads "<key> {each placeholder RESPONSES gives it}": driven through every
+    command in every state and every bound, the dialogue asks for every key and fills every
+    placeholder (a KeyError otherwise), so RESPONSES is what the dialogue really does."""
+    tagged = replace(
+        lang,
+        responses={k: " ".join([f"<{k}>", *(f"{{{p}}}" for p in sorted(v))]) for k, v in RESPONSES.items()},
+    )
+    texts: list[str] = []
+    for state in EXPECTED:
+        for command in COMMANDS:
+            dialogue, t = _in_state(state, knee_hug, tagged)
+            texts += dialogue.likely_texts(t)
+            texts += [a.text for a in says(dialogue.hear(tagged.match(command), t))]  # type: ignore[arg-type]
+    bounds = (
+        [(0.0, "start")]
+        + [(10.0 + i, "slower") for i in range(12)]
+        + [(30.0 + i, "faster") for i in range(20)]
+    )
+    texts += [a.text for a in says(drive(Dialogue(knee_hug, tagged), tagged, bounds))]
+    texts += [a.text for a in says(drive(Dialogue(knee_hug, tagged, volume=1.0), tagged, [(0.0, "louder")]))]
+    texts += [a.text for a in says(drive(Dialogue(knee_hug, tagged, volume=0.1), tagged, [(0.0, "quieter")]))]
+    small = replace(knee_hug, reps_per_side=2, sets=1)
+    texts += [
+        a.text
+        for a in says(drive(Dialogue(small, tagged), tagged, [(0.0, "start"), (5.0, "skip"), (20.0, "skip")]))
+    ]
+    texts += [
+        a.text for a in says(Dialogue(knee_hug, tagged).offer(Position(1, "left", 3, 2, knee_hug.pace), 0.0))
+    ]
+    asked = {m.group(1) for text in texts for m in re.finditer(r"<(\w+)>", text)}
+    assert asked == set(RESPONSES)
+    assert not [text for text in texts if "{" in text or "}" in text]

@@ -16,8 +16,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from assistant.coach import intents
-from assistant.coach.intents import IntentSet, normalise, strip_fillers
-from assistant.hear import listen
+from assistant.coach.intents import IntentSet
 from tests.kit.corpus import (
     COMMANDS,
     ESPEAK_VOICES,
@@ -150,7 +149,7 @@ def test_no_intent_on_speech_that_is_no_command(
 
 
 @pytest.mark.accuracy
-def test_own_cues_pass_no_barge_in_gate(results: dict[str, Result]) -> None:
+def test_own_cues_pass_no_barge_in_gate(results: dict[str, Result], lang: IntentSet) -> None:
     """How the product runs: the coach's voice reaching the microphone is gated
     (listen.Listener, gated by the speech track) except for barge-in phrases, and entirely over a
     sentence that itself names one (the help line). Some short cues decode as commands at
@@ -159,7 +158,7 @@ def test_own_cues_pass_no_barge_in_gate(results: dict[str, Result]) -> None:
         (i.text, said)
         for i in results["oov cues"].items
         for said in i.said
-        if strip_fillers(normalise(said)) in listen.BARGE_IN and not listen.says_barge_in(i.text)
+        if lang.is_barge_in(said) and not lang.names_barge_in(i.text)
     ]
     assert through == []
 
@@ -169,6 +168,14 @@ def test_no_cue_matches_an_intent() -> None:
     lang = intents.load()
     said = [t for t in coach_texts(lang) if lang.match(t) is not None]
     assert said == [], said
+
+
+def test_no_cue_but_the_help_lines_names_a_barge_in_phrase(lang: IntentSet) -> None:
+    """Text level: the listener ignores everything said over a sentence that names a barge-in
+    phrase, so only the help lines may; and no cue or reply is itself one."""
+    texts = coach_texts(lang)
+    assert [t for t in texts if lang.names_barge_in(t)] == sorted([lang.say("help"), lang.say("help_idle")])
+    assert [t for t in texts if lang.is_barge_in(t)] == []
 
 
 def test_every_test_phrase_means_its_intent(lang: IntentSet) -> None:

@@ -1,10 +1,11 @@
-"""Session helpers shared by the tests and the bench: short routines, and a virtual-clock
-driver of the dialogue with readers of what it did."""
+"""Session helpers shared by the tests and the bench: short routines, intents files with a
+fault, and a virtual-clock driver of the dialogue with readers of what it did."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from assistant.coach import intents
 from assistant.coach.dialogue import Dialogue, simulate
 from assistant.coach.events import Action, Cut, Say, SayKind, StateChange
 from assistant.coach.intents import IntentSet
@@ -27,6 +28,25 @@ pace: {inhale_s: 1.5, exhale_s: 2.0}
 coaching: {full_reps: 0, form_at_reps: [], aim_at_rep: 0}
 """
 )
+
+
+def bundled_intents(old: str = "", new: str = "") -> str:
+    """The bundled intents file's text, with its first `old` replaced by `new`."""
+    text = intents.default_path().read_text()
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+def intents_with_unanswered() -> str:
+    """The bundled intents file plus an intent the dialogue has no handler for ("sing")."""
+    return bundled_intents("  help:\n", '  sing:\n    - "sing [me] a song"\n  help:\n')
+
+
+def intents_without_skip() -> str:
+    """The bundled intents file without the skip intent, which the dialogue answers."""
+    text = bundled_intents()
+    start = text.index("  skip:\n")
+    return text[:start] + text[text.index("  help:\n", start) :]
 
 
 def drive(dialogue: Dialogue, lang: IntentSet, commands: Iterable[tuple[float, str]]) -> list[Action]:
