@@ -13,11 +13,13 @@ A position file that cannot be read is set aside with a message, never a crash.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,18 +38,47 @@ def state_dir() -> Path:
     return Path(base) / "backstretch"
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Every byte of `data` to `fd`: the one place the state files are written (so the one
+    place a test makes the disk full)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            _write_all(fd, text.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _append_line(path: Path, line: str) -> None:
+    """Append `line` whole: on a line of its own after a line a crash left unfinished, and,
+    if the disk fills on the way, cut back to what the file was (never half a line)."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        data = line.encode("utf-8") + b"\n"
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -142,20 +173,91 @@ class ProgressStore:
         line = {"started": started, "duration_s": round(max(ended - started, 0.0), 1), "done": done,
                 "total": total, "end": end}  # fmt: skip
         self.folder.mkdir(parents=True, exist_ok=True)
-        with self.history_path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(line) + "\n")
+        _append_line(self.history_path, json.dumps(line))
 
     @staticmethod
-    def history_at(folder: Path) -> list[dict[str, Any]]:
-        """Past sessions, oldest first; unreadable lines are skipped."""
+    def history_at(folder: Path) -> list[Past]:
+        """Past sessions, oldest first; a line that is not one is skipped with a warning."""
+        return read_history(folder)
+
+
+@dataclass(frozen=True)
+class Past:
+    """One line of the history: a session that ended (or was cut short)."""
+
+    started: float  # Unix time
+    duration_s: float
+    done: int  # reps done
+    total: int  # reps in the routine
+    end: str  # one of ENDS
+
+
+ENDS = ("finished", "stopped", "interrupted")
+LATEST = 1e10  # Unix time in the year 2286: later is no date but damage (and beyond time_t)
+MOST_REPS = 1_000_000  # far beyond any routine; a larger count is damage
+
+
+def read_history(folder: Path) -> list[Past]:
+    """The history file's sessions, oldest first. A line that is not a session (damage, a
+    power cut in mid-line) is skipped with a warning: the others are still worth showing."""
+    path = folder / "history.jsonl"
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    out = []
+    for number, line in enumerate(raw.split(b"\n"), 1):
+        if not line.strip():
+            continue
         try:
-            lines = (folder / "history.jsonl").read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        out = []
-        for line in lines:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                log.warning("skipping an unreadable history line")
-        return out
+            out.append(_past(json.loads(line.decode("utf-8"))))
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSON errors are ValueErrors
+            log.warning("%s line %d skipped: %s", path, number, _short(exc))
+    return out
+
+
+def _past(data: object) -> Past:
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {_short(data)}")
+    return Past(
+        _number(data, "started", 0.0, LATEST),
+        _number(data, "duration_s", 0.0, LATEST),
+        _integer(data, "done", 0, MOST_REPS),
+        _integer(data, "total", 0, MOST_REPS),
+        _choice(data, "end", ENDS),
+    )
+
+
+# -- checking what was read back: each a ValueError naming the field ------------------
+
+
+def _number(data: dict[str, Any], key: str, low: float, high: float) -> float:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key} is {_short(value)}, not a number")
+    if not low <= value <= high:  # also NaN
+        raise ValueError(f"{key} is {_short(value)}, not between {low:g} and {high:g}")
+    return float(value)
+
+
+def _integer(data: dict[str, Any], key: str, low: int, high: int) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key} is {_short(value)}, not a whole number")
+    if not low <= value <= high:
+        raise ValueError(f"{key} is {_short(value)}, not between {low} and {high}")
+    return value
+
+
+def _choice(data: dict[str, Any], key: str, choices: Sequence[str]) -> str:
+    value = data.get(key)
+    if value not in choices:
+        raise ValueError(f"{key} is {_short(value)}, not one of {', '.join(choices)}")
+    assert isinstance(value, str)
+    return value
+
+
+def _short(value: object) -> str:
+    """A value or error for a message, cut short: a damaged file can hold anything."""
+    text = str(value) if isinstance(value, BaseException) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
