@@ -16,21 +16,23 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from assistant.coach.dialogue import Dialogue, Position
+from assistant.coach.dialogue import BREATH_BOUNDS_S, Dialogue, Position
 from assistant.coach.events import Event, State, StateChange
-from assistant.coach.routine import Pace
+from assistant.coach.routine import Pace, Routine
 
 log = logging.getLogger(__name__)
 
 VERSION = 1
+T = TypeVar("T")
 
 
 def state_dir() -> Path:
@@ -107,16 +109,11 @@ class ProgressStore:
     def load(self) -> Saved | None:
         """The interrupted session to offer, if there is one; a damaged file is set aside."""
         try:
-            data = json.loads(self.position_path.read_text(encoding="utf-8"))
-            pace = data["pace"]
-            saved = Saved(
-                Position(int(data["set"]), str(data["side"]), int(data["rep"]), int(data["done"]),
-                         Pace(float(pace["inhale_s"]), float(pace["exhale_s"]), float(pace["hold_s"]))),
-                float(data["started"]), float(data["updated"]), int(data["total"]),
-            )  # fmt: skip
+            data = json.loads(self.position_path.read_bytes().decode("utf-8"))
+            saved = read_position(data, self.dialogue.routine)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # JSON and decoding errors are ValueErrors
             aside = self.position_path.with_name(f"position.{time.strftime('%Y%m%d-%H%M%S')}.corrupt")
             try:
                 os.replace(self.position_path, aside)
@@ -212,7 +209,7 @@ def read_history(folder: Path) -> list[Past]:
         try:
             out.append(_past(json.loads(line.decode("utf-8"))))
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSON errors are ValueErrors
-            log.warning("%s line %d skipped: %s", path, number, _short(exc))
+            log.warning("%s line %d skipped: %s", path, number, exc)
     return out
 
 
@@ -228,12 +225,77 @@ def _past(data: object) -> Past:
     )
 
 
+MOST_TOTAL = 100 * 2 * 20  # the reps of the longest routine: 100 per side, 20 sets (routine.py)
+HOLD_PER_BREATH = 30.0 / 2.0  # the longest hold over the shortest breath a routine can set;
+# a pace changes by scaling, which keeps this ratio
+
+
+def read_position(data: object, routine: Routine) -> Saved:
+    """A saved position, every field checked against the routine it is to be resumed in:
+    a ValueError names the first that is out of place (the file is then set aside)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {_short(data)}")
+    _choice(data, "version", (VERSION,))
+    _choice(data, "state", ("running", "paused"))
+    if not isinstance(data.get("in_history", False), bool):
+        raise ValueError(f"in_history is {_short(data['in_history'])}, not true or false")
+    set_no = _integer(data, "set", 1, routine.sets)
+    side = _choice(data, "side", routine.side_order())
+    rep = _integer(data, "rep", 0, routine.reps_per_side)
+    total = _integer(data, "total", 1, MOST_TOTAL)
+    done = _integer(data, "done", 0, MOST_TOTAL)
+    if done > total:
+        raise ValueError(f"done is {done}, more than the total of {total}")
+    most = _most_done(routine, set_no, side, rep)
+    if done > most:
+        where = f"set {set_no}, {side} leg, rep {rep}"
+        raise ValueError(f"done is {done}, but only {most} reps come before {where}")
+    return Saved(
+        Position(set_no, side, rep, done, _pace(data.get("pace"), routine)),
+        _number(data, "started", 0.0, LATEST),
+        _number(data, "updated", 0.0, LATEST),
+        total,
+    )
+
+
+def _most_done(routine: Routine, set_no: int, side: str, rep: int) -> int:
+    """The most reps a session standing here can have done: those before this rep (skipped
+    ones are not done, and the rep under way is done again); at the end of the last side
+    (rep 0 there stands for its release), all."""
+    sides_before = (set_no - 1) * 2 + routine.side_order().index(side)
+    before = sides_before * routine.reps_per_side + max(rep - 1, 0)
+    if rep == 0 and sides_before == routine.sets * 2 - 1:
+        return before + routine.reps_per_side
+    return before
+
+
+def _pace(data: object, routine: Routine) -> Pace:
+    """The routine's own pace, or one that "slower" and "faster" can reach: finite phases and
+    a breath within the dialogue's bounds (a NaN or a huge phase would silence the coach for
+    good, a breath under the floor would rush the user)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"pace is {_short(data)}, not a mapping")
+    pace = Pace(*(_number(data, key, 0.0, math.inf) for key in ("inhale_s", "exhale_s", "hold_s")))
+    if pace == routine.pace:
+        return pace
+    breath = pace.inhale_s + pace.exhale_s
+    low, high = BREATH_BOUNDS_S
+    if not (pace.inhale_s > 0 and pace.exhale_s > 0 and low - 1e-6 <= breath <= high + 1e-6):
+        raise ValueError(
+            f"the pace (inhale_s {pace.inhale_s:g}, exhale_s {pace.exhale_s:g}) is no breath "
+            f"of {low:g} to {high:g} s"
+        )
+    if pace.hold_s > HOLD_PER_BREATH * breath:
+        raise ValueError(f"the pace's hold_s is {pace.hold_s:g}, too long for a breath of {breath:g} s")
+    return pace
+
+
 # -- checking what was read back: each a ValueError naming the field ------------------
 
 
 def _number(data: dict[str, Any], key: str, low: float, high: float) -> float:
     value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{key} is {_short(value)}, not a number")
     if not low <= value <= high:  # also NaN
         raise ValueError(f"{key} is {_short(value)}, not between {low:g} and {high:g}")
@@ -249,15 +311,15 @@ def _integer(data: dict[str, Any], key: str, low: int, high: int) -> int:
     return value
 
 
-def _choice(data: dict[str, Any], key: str, choices: Sequence[str]) -> str:
+def _choice(data: dict[str, Any], key: str, choices: Sequence[T]) -> T:
     value = data.get(key)
-    if value not in choices:
-        raise ValueError(f"{key} is {_short(value)}, not one of {', '.join(choices)}")
-    assert isinstance(value, str)
-    return value
+    for choice in choices:  # by type too: 1.0 and True are not the version 1
+        if type(value) is type(choice) and value == choice:
+            return choice
+    raise ValueError(f"{key} is {_short(value)}, not one of {', '.join(map(str, choices))}")
 
 
 def _short(value: object) -> str:
-    """A value or error for a message, cut short: a damaged file can hold anything."""
-    text = str(value) if isinstance(value, BaseException) else repr(value)
+    """A value for a message, cut short: a damaged file can hold anything."""
+    text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

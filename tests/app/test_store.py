@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import tempfile
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assistant.app.cli import main
 from assistant.app.store import ProgressStore
+from assistant.coach import intents, routine
 from assistant.coach.dialogue import Dialogue
+from assistant.coach.events import State
 from assistant.coach.intents import IntentSet
-from assistant.coach.routine import Routine
+from assistant.coach.routine import Pace, Routine
 from assistant.coach.session import Session
 
 
@@ -151,3 +159,112 @@ def test_an_append_after_a_half_written_line_starts_a_line_of_its_own(
     session.hear("I'm done", 60.0)
     session.close()
     assert [e.end for e in ProgressStore.history_at(tmp_path)] == ["finished", "stopped"]
+
+
+# -- every field of a saved position is checked (issue 11, items 3 and 5) ----------------------
+
+
+def _interrupted_at(routine: Routine, lang: IntentSet, folder: Path, t: float) -> dict[str, Any]:
+    """The position file of a session interrupted at `t`, as a dictionary."""
+    _, session, store = _session(routine, lang, folder)
+    session.hear("start", 0.0)
+    session.run_until(t)
+    session.end(t)
+    store.interrupted()
+    data: dict[str, Any] = json.loads(store.position_path.read_text())
+    return data
+
+
+def _with(data: dict[str, Any], field: str, raw: str) -> str:
+    """`data` as JSON with `field` ("pace.inhale_s" for one in the pace) set to the JSON text `raw`."""
+    changed = json.loads(json.dumps(data))
+    *outer, key = field.split(".")
+    where = changed
+    for name in outer:
+        where = where[name]
+    where[key] = "@@"
+    return json.dumps(changed).replace('"@@"', raw)
+
+
+DAMAGED_FIELDS = [
+    ("set", "1e400"), ("set", "0"), ("set", "4"), ("set", "1.5"), ("set", "true"), ("set", '"1"'),
+    ("side", '"middle"'), ("side", "null"), ("rep", "-1"), ("rep", "21"),
+    ("done", "5000"), ("done", "-100"), ("done", "50"),  # 50: more than come before set 1, left, rep 8
+    ("total", "0"), ("total", '"x"'), ("total", "3"), ("started", "NaN"), ("started", '"x"'),
+    ("updated", "1e400"), ("state", '"finished"'), ("version", "2"), ("in_history", '"yes"'),
+    # the pace (item 5): a breath must be finite and within the dialogue's bounds
+    ("pace.inhale_s", "NaN"), ("pace.inhale_s", "1e308"), ("pace.inhale_s", "-5"), ("pace.inhale_s", "0"),
+    ("pace.exhale_s", "Infinity"), ("pace.exhale_s", "60"), ("pace.hold_s", "1e308"), ("pace.hold_s", "-1"),
+    ("pace.inhale_s", '"3"'), ("pace", "null"), ("pace", "[3, 4, 0]"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("field", "raw"), DAMAGED_FIELDS, ids=[f"{f}={r}" for f, r in DAMAGED_FIELDS])
+def test_a_position_with_a_field_out_of_place_is_set_aside(
+    knee_hug: Routine, lang: IntentSet, tmp_path: Path, field: str, raw: str
+) -> None:
+    data = _interrupted_at(knee_hug, lang, tmp_path / "run", 100.0)
+    assert (data["set"], data["side"], data["rep"], data["done"]) == (1, "left", 8, 7)
+    damage = _with(data, field, raw)
+    (tmp_path / "position.json").write_text(damage)
+    store = ProgressStore(Dialogue(knee_hug, lang), tmp_path)
+    assert store.load() is None
+    assert "could not be read" in store.notice and field.split(".")[-1] in store.notice
+    (aside,) = tmp_path.glob("position.*.corrupt")
+    assert aside.read_text() == damage
+
+
+@pytest.mark.parametrize("damage", ["[1, 2]", "null", "1e400", '"position"', "[" * 100_000])
+def test_a_position_that_is_no_object_is_set_aside(
+    knee_hug: Routine, lang: IntentSet, tmp_path: Path, damage: str
+) -> None:
+    (tmp_path / "position.json").write_text(damage)
+    store = ProgressStore(Dialogue(knee_hug, lang), tmp_path)
+    assert store.load() is None and "set aside" in store.notice
+
+
+@functools.cache
+def _bundled() -> tuple[IntentSet, Routine]:
+    """The bundled intents and routine, loaded once (hypothesis cannot take pytest's fixtures)."""
+    return intents.load(), routine.load()
+
+
+COMMANDS = ("pause", "resume", "slower", "faster", "skip", "skip this set", "stop", "start")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    hold=st.booleans(),
+    said=st.lists(st.tuples(st.floats(0.5, 90.0), st.sampled_from(COMMANDS)), max_size=10),
+    stop_at=st.floats(1.0, 400.0),
+)
+def test_every_position_a_session_saves_is_taken_back(
+    hold: bool, said: list[tuple[float, str]], stop_at: float
+) -> None:
+    """The checks set aside damage, never a position the coach itself wrote: sessions of
+    any commands, on a short routine that reaches its end, are interrupted and restarted."""
+    lang, knee_hug = _bundled()
+    short = replace(knee_hug, sets=2, reps_per_side=3, pace=Pace(3.0, 4.0, 2.0 if hold else 0.0))
+    # The store syncs every rep to disk: in memory (tmpfs) that costs nothing, 40 times over.
+    with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as folder:
+        dialogue, session, store = _session(short, lang, Path(folder))
+        session.hear("start", 0.0)
+        t = 0.0
+        for wait, text in said:
+            t += wait
+            session.hear(text, t)
+        session.end(stop_at + t)
+        session.close()
+        if dialogue.state is State.PAUSED:
+            store.interrupted()
+        later = ProgressStore(Dialogue(short, lang), Path(folder))
+        saved = later.load()
+        assert later.notice == ""
+        if store.position_path.exists():
+            assert saved is not None
+            assert replace(saved.position, pace=dialogue.pace) == dialogue.position()
+            again = Session(later.dialogue, lang, [later])
+            again.offer(saved.position, 0.0)
+            again.hear("resume", 0.0)
+            again.run_until(math.inf)
+            assert later.dialogue.state is State.FINISHED
