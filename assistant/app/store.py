@@ -8,19 +8,22 @@ position.json (temp file, fsync, rename: a power cut leaves the old or the new
 file, never half of one). A finished or stopped session goes into the history
 and its position is removed. A session that was interrupted (Ctrl-C, SIGTERM,
 a crash, a power cut) keeps its position, and the next run offers to carry on.
-A position file that cannot be read is set aside with a message, never a crash.
+A position file that cannot be read, or whose fields do not fit the routine, is
+set aside with a message, never a crash; so is a damaged history line. A disk
+that refuses a write does not stop the session: the user is told once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +31,7 @@ from typing import Any, TypeVar
 from assistant.coach.dialogue import BREATH_BOUNDS_S, Dialogue, Position
 from assistant.coach.events import Event, State, StateChange
 from assistant.coach.routine import Pace, Routine
+from assistant.errors import StateError
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +52,28 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _synced_temp(folder: Path, prefix: str, data: bytes) -> Path:
+    """A new file in `folder` holding `data`, on the disk; nothing is left if that fails."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
     try:
         try:
-            _write_all(fd, text.encode("utf-8"))
+            _write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _synced_temp(path.parent, f".{path.name}.", text.encode("utf-8"))
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -93,8 +107,23 @@ class Saved:
     total: int
 
 
+@dataclass(frozen=True)
+class Unsaved:
+    """Why progress cannot be saved: `text` to print, and `key`, the coach's response."""
+
+    text: str
+    key: str
+
+
+PROBE_BYTES = 4096  # a block: a disk that cannot take it cannot take a position either
+
+
 class ProgressStore:
-    """Saves the position of a live session as it changes, and its end into the history."""
+    """Saves the position of a live session as it changes, and its end into the history.
+
+    A disk that is full or read-only (or a state folder that is a file) does not stop the
+    session: the first failure is kept in `unsaved`, for the user to be told once, and
+    every later write is tried again and may fail quietly, never leaving half a file."""
 
     def __init__(self, dialogue: Dialogue, folder: Path | None = None) -> None:
         self.dialogue = dialogue
@@ -103,34 +132,63 @@ class ProgressStore:
         self.history_path = self.folder / "history.jsonl"
         self.started = time.time()
         self.notice = ""  # a message for the user about the state file, if any
+        self.unsaved: Unsaved | None = None  # why progress cannot be saved, from the first failure
+        self._told = False
+
+    def take_unsaved(self) -> Unsaved | None:
+        """Why progress cannot be saved, the first time it is asked after a failure."""
+        if self.unsaved is None or self._told:
+            return None
+        self._told = True
+        return self.unsaved
 
     # -- reading back --------------------------------------------------------------
 
     def load(self) -> Saved | None:
-        """The interrupted session to offer, if there is one; a damaged file is set aside."""
+        """The interrupted session to offer, if there is one; a damaged file is set aside.
+        Whether progress can be saved is found out here too, before the first rep."""
+        self._try(self._probe)
         try:
             data = json.loads(self.position_path.read_bytes().decode("utf-8"))
             saved = read_position(data, self.dialogue.routine)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, RecursionError) as exc:  # JSON and decoding errors are ValueErrors
-            aside = self.position_path.with_name(f"position.{time.strftime('%Y%m%d-%H%M%S')}.corrupt")
-            try:
-                os.replace(self.position_path, aside)
-            except OSError:
-                aside = self.position_path
-            self.notice = (
-                f"the saved position could not be read ({exc}); set aside as {aside}, starting afresh"
-            )
-            log.warning("%s", self.notice)
+        except NotADirectoryError:  # the folder is a file: `unsaved` says so
             return None
-        if not data.get("in_history"):  # a crash or a power cut: record what was done
-            self._append_history(
-                saved.started, saved.updated, saved.position.done, saved.total, "interrupted"
-            )
+        except (OSError, ValueError, RecursionError) as exc:  # JSON and decoding errors are ValueErrors
+            self._set_aside(exc)
+            return None
+        if data.get("in_history"):
+            return saved
+        # A crash or a power cut: record what was done, once.
+        done, total = saved.position.done, saved.total
+        if self._recorded(saved.started) or self._append_history(
+            saved.started, saved.updated, done, total, "interrupted"
+        ):
             data["in_history"] = True
-            _atomic_write(self.position_path, json.dumps(data))
+            self._try(lambda: _atomic_write(self.position_path, json.dumps(data)))
         return saved
+
+    def _set_aside(self, exc: Exception) -> None:
+        aside = self.position_path.with_name(f"position.{time.strftime('%Y%m%d-%H%M%S')}.corrupt")
+        try:
+            os.replace(self.position_path, aside)
+        except OSError:
+            aside = self.position_path
+        self.notice = f"the saved position could not be read ({exc}); set aside as {aside}, starting afresh"
+        log.warning("%s", self.notice)
+
+    def _probe(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        _synced_temp(self.folder, ".probe.", bytes(PROBE_BYTES)).unlink()
+
+    def _recorded(self, started: float) -> bool:
+        """Whether the history has the session that began at `started` already (a full disk
+        can take its line and then refuse the position that says so)."""
+        try:
+            return any(past.started == started for past in read_history(self.folder, warn=False))
+        except StateError:
+            return False
 
     # -- the sink ----------------------------------------------------------------
 
@@ -140,15 +198,13 @@ class ProgressStore:
                 self._save(state)
             case StateChange(state=State.FINISHED | State.STOPPED as state, done=done):
                 self._append_history(self.started, time.time(), done, self._total(), state.value)
-                self.position_path.unlink(missing_ok=True)
+                self._try(lambda: self.position_path.unlink(missing_ok=True))
 
     def interrupted(self) -> None:
         """The program is ending with the session under way: keep the position, note it."""
-        if self.position_path.exists():
-            data = json.loads(self.position_path.read_text(encoding="utf-8"))
-            self._append_history(self.started, time.time(), int(data["done"]), self._total(), "interrupted")
-            data["in_history"] = True
-            _atomic_write(self.position_path, json.dumps(data))
+        now = time.time()
+        if self._append_history(self.started, now, self.dialogue.done, self._total(), "interrupted"):
+            self._save(State.PAUSED, in_history=True)
 
     def close(self) -> None:
         pass
@@ -156,7 +212,7 @@ class ProgressStore:
     def _total(self) -> int:
         return self.dialogue.routine.total_reps
 
-    def _save(self, state: State) -> None:
+    def _save(self, state: State, in_history: bool = False) -> None:
         where = self.dialogue.position()
         data: dict[str, Any] = {
             "version": VERSION, "started": self.started, "updated": time.time(),
@@ -164,18 +220,51 @@ class ProgressStore:
             "total": self._total(), "state": state.value,
             "pace": asdict(where.pace),
         }  # fmt: skip
-        _atomic_write(self.position_path, json.dumps(data))
+        if in_history:
+            data["in_history"] = True
+        self._try(lambda: _atomic_write(self.position_path, json.dumps(data)))
 
-    def _append_history(self, started: float, ended: float, done: int, total: int, end: str) -> None:
+    def _append_history(self, started: float, ended: float, done: int, total: int, end: str) -> bool:
         line = {"started": started, "duration_s": round(max(ended - started, 0.0), 1), "done": done,
                 "total": total, "end": end}  # fmt: skip
-        self.folder.mkdir(parents=True, exist_ok=True)
-        _append_line(self.history_path, json.dumps(line))
+
+        def append() -> None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _append_line(self.history_path, json.dumps(line))
+
+        return self._try(append)
+
+    def _try(self, write: Callable[[], None]) -> bool:
+        """Run `write`; False if the disk refused it (the first refusal is kept, to be told)."""
+        try:
+            write()
+        except OSError as exc:
+            log.debug("cannot save progress: %s", exc)
+            if self.unsaved is None:
+                self.unsaved = _unsaved(exc, self.folder)
+            return False
+        return True
 
     @staticmethod
     def history_at(folder: Path) -> list[Past]:
         """Past sessions, oldest first; a line that is not one is skipped with a warning."""
         return read_history(folder)
+
+
+def _unsaved(exc: OSError, folder: Path) -> Unsaved:
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    fix = "free some space" if full else "make it a folder you can write to"
+    text = (
+        f"progress cannot be saved ({_why(exc, folder)}); the session goes on, but the next run "
+        f"will not know where it stopped: {fix}"
+    )
+    return Unsaved(text, "cannot_save_full" if full else "cannot_save")
+
+
+def _why(exc: OSError, folder: Path) -> str:
+    if folder.is_file():
+        return f"{folder} is a file, not a folder"
+    return f"{exc.filename or folder}: {exc.strerror or exc}"
 
 
 @dataclass(frozen=True)
@@ -194,14 +283,16 @@ LATEST = 1e10  # Unix time in the year 2286: later is no date but damage (and be
 MOST_REPS = 1_000_000  # far beyond any routine; a larger count is damage
 
 
-def read_history(folder: Path) -> list[Past]:
+def read_history(folder: Path, warn: bool = True) -> list[Past]:
     """The history file's sessions, oldest first. A line that is not a session (damage, a
-    power cut in mid-line) is skipped with a warning: the others are still worth showing."""
+    power cut in mid-line) is skipped, with a warning: the others are still worth showing."""
     path = folder / "history.jsonl"
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise StateError(f"cannot read the history ({_why(exc, folder)}); move it away") from exc
     out = []
     for number, line in enumerate(raw.split(b"\n"), 1):
         if not line.strip():
@@ -209,7 +300,8 @@ def read_history(folder: Path) -> list[Past]:
         try:
             out.append(_past(json.loads(line.decode("utf-8"))))
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSON errors are ValueErrors
-            log.warning("%s line %d skipped: %s", path, number, exc)
+            if warn:
+                log.warning("%s line %d skipped: %s", path, number, exc)
     return out
 
 

@@ -269,6 +269,8 @@ RESPONSES = (
     "skip",
     "skip_last",
     "offer",
+    "cannot_save",
+    "cannot_save_full",
 )
 
 

@@ -128,6 +128,10 @@ class Session:
         """After a restart: the coach offers to carry on from `saved`."""
         self._queue_actions(self.dialogue.offer(saved, t))
 
+    def tell(self, key: str, t: float) -> None:
+        """The coach says the fixed response `key` at `t` (a notice from outside the dialogue)."""
+        self._queue_actions(self.dialogue.tell(key, t))
+
     def close(self) -> None:
         self.flush(math.inf)
         for sink in self.sinks:
