@@ -2,6 +2,7 @@
 
     $XDG_STATE_HOME/backstretch/position.json   the session under way (or interrupted)
     $XDG_STATE_HOME/backstretch/history.jsonl   one line per session: date, duration, reps
+    $XDG_STATE_HOME/backstretch/lock            held by the one coach using the folder (its pid)
 
 The store is a timeline sink: each `state` event of a session under way rewrites
 position.json (temp file, fsync, rename: a power cut leaves the old or the new
@@ -17,26 +18,23 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import logging
-import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from assistant.coach.dialogue import BREATH_BOUNDS_S, Dialogue, Position
+from assistant.app.records import VERSION, Past, Saved, history_entries, read_position
+from assistant.coach.dialogue import Dialogue
 from assistant.coach.events import Event, State, StateChange
-from assistant.coach.routine import Pace, Routine
 from assistant.errors import StateError
 
 log = logging.getLogger(__name__)
-
-VERSION = 1
-T = TypeVar("T")
 
 
 def state_dir() -> Path:
@@ -97,14 +95,57 @@ def _append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
-@dataclass(frozen=True)
-class Saved:
-    """An unfinished session read back: where it stood, and when it ran."""
+class StateLock:
+    """One coach per state folder: an exclusive flock on its `lock` file, held for the
+    session and released by the kernel when the process ends, however it ends. The file
+    names the holder, for the coach that is turned away to say."""
 
-    position: Position
-    started: float  # Unix time
-    updated: float
-    total: int
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd  # None: nothing can be written in the folder, so there is nothing to guard
+
+    @classmethod
+    def take(cls, folder: Path) -> StateLock:
+        """The folder's lock; StateError naming the holder if another process has it."""
+        path = folder / "lock"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            try:  # a read-only folder: its lock can still be taken, if the file is there
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                log.debug("no lock in %s: %s", folder, exc)  # the store tells why it cannot save
+                return cls(None)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise StateError(
+                f"another coach is running with {folder} ({holder}); stop it first "
+                "(the service: systemctl --user stop backstretch)"
+            ) from None
+        except OSError as exc:  # a file system without locks: run, but say what is at stake
+            os.close(fd)
+            log.warning("cannot lock %s (%s): do not run two coaches at once", path, exc)
+            return cls(None)
+        with contextlib.suppress(OSError):  # a read-only or full disk: the lock holds all the same
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return cls(fd)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # which drops the flock
+            self.fd = None
+
+
+def _holder(fd: int) -> str:
+    try:
+        pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        pid = ""
+    return f"process {pid}" if pid.isdigit() else "its process is unknown"
 
 
 @dataclass(frozen=True)
@@ -125,9 +166,10 @@ class ProgressStore:
     session: the first failure is kept in `unsaved`, for the user to be told once, and
     every later write is tried again and may fail quietly, never leaving half a file."""
 
-    def __init__(self, dialogue: Dialogue, folder: Path | None = None) -> None:
+    def __init__(self, dialogue: Dialogue, folder: Path | None = None, lock: StateLock | None = None) -> None:
         self.dialogue = dialogue
         self.folder = folder or state_dir()
+        self.lock = lock  # held from before the store is made until `release`
         self.position_path = self.folder / "position.json"
         self.history_path = self.folder / "history.jsonl"
         self.started = time.time()
@@ -207,7 +249,12 @@ class ProgressStore:
             self._save(State.PAUSED, in_history=True)
 
     def close(self) -> None:
-        pass
+        pass  # the lock outlives the sinks: the end of a session is saved after they close
+
+    def release(self) -> None:
+        """The session is over and saved: another coach may use the folder."""
+        if self.lock is not None:
+            self.lock.release()
 
     def _total(self) -> int:
         return self.dialogue.routine.total_reps
@@ -267,25 +314,8 @@ def _why(exc: OSError, folder: Path) -> str:
     return f"{exc.filename or folder}: {exc.strerror or exc}"
 
 
-@dataclass(frozen=True)
-class Past:
-    """One line of the history: a session that ended (or was cut short)."""
-
-    started: float  # Unix time
-    duration_s: float
-    done: int  # reps done
-    total: int  # reps in the routine
-    end: str  # one of ENDS
-
-
-ENDS = ("finished", "stopped", "interrupted")
-LATEST = 1e10  # Unix time in the year 2286: later is no date but damage (and beyond time_t)
-MOST_REPS = 1_000_000  # far beyond any routine; a larger count is damage
-
-
 def read_history(folder: Path, warn: bool = True) -> list[Past]:
-    """The history file's sessions, oldest first. A line that is not a session (damage, a
-    power cut in mid-line) is skipped, with a warning: the others are still worth showing."""
+    """The history file's sessions, oldest first (see `records.history_entries`)."""
     path = folder / "history.jsonl"
     try:
         raw = path.read_bytes()
@@ -293,125 +323,4 @@ def read_history(folder: Path, warn: bool = True) -> list[Past]:
         return []
     except OSError as exc:
         raise StateError(f"cannot read the history ({_why(exc, folder)}); move it away") from exc
-    out = []
-    for number, line in enumerate(raw.split(b"\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            out.append(_past(json.loads(line.decode("utf-8"))))
-        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSON errors are ValueErrors
-            if warn:
-                log.warning("%s line %d skipped: %s", path, number, exc)
-    return out
-
-
-def _past(data: object) -> Past:
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object, got {_short(data)}")
-    return Past(
-        _number(data, "started", 0.0, LATEST),
-        _number(data, "duration_s", 0.0, LATEST),
-        _integer(data, "done", 0, MOST_REPS),
-        _integer(data, "total", 0, MOST_REPS),
-        _choice(data, "end", ENDS),
-    )
-
-
-MOST_TOTAL = 100 * 2 * 20  # the reps of the longest routine: 100 per side, 20 sets (routine.py)
-HOLD_PER_BREATH = 30.0 / 2.0  # the longest hold over the shortest breath a routine can set;
-# a pace changes by scaling, which keeps this ratio
-
-
-def read_position(data: object, routine: Routine) -> Saved:
-    """A saved position, every field checked against the routine it is to be resumed in:
-    a ValueError names the first that is out of place (the file is then set aside)."""
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object, got {_short(data)}")
-    _choice(data, "version", (VERSION,))
-    _choice(data, "state", ("running", "paused"))
-    if not isinstance(data.get("in_history", False), bool):
-        raise ValueError(f"in_history is {_short(data['in_history'])}, not true or false")
-    set_no = _integer(data, "set", 1, routine.sets)
-    side = _choice(data, "side", routine.side_order())
-    rep = _integer(data, "rep", 0, routine.reps_per_side)
-    total = _integer(data, "total", 1, MOST_TOTAL)
-    done = _integer(data, "done", 0, MOST_TOTAL)
-    if done > total:
-        raise ValueError(f"done is {done}, more than the total of {total}")
-    most = _most_done(routine, set_no, side, rep)
-    if done > most:
-        where = f"set {set_no}, {side} leg, rep {rep}"
-        raise ValueError(f"done is {done}, but only {most} reps come before {where}")
-    return Saved(
-        Position(set_no, side, rep, done, _pace(data.get("pace"), routine)),
-        _number(data, "started", 0.0, LATEST),
-        _number(data, "updated", 0.0, LATEST),
-        total,
-    )
-
-
-def _most_done(routine: Routine, set_no: int, side: str, rep: int) -> int:
-    """The most reps a session standing here can have done: those before this rep (skipped
-    ones are not done, and the rep under way is done again); at the end of the last side
-    (rep 0 there stands for its release), all."""
-    sides_before = (set_no - 1) * 2 + routine.side_order().index(side)
-    before = sides_before * routine.reps_per_side + max(rep - 1, 0)
-    if rep == 0 and sides_before == routine.sets * 2 - 1:
-        return before + routine.reps_per_side
-    return before
-
-
-def _pace(data: object, routine: Routine) -> Pace:
-    """The routine's own pace, or one that "slower" and "faster" can reach: finite phases and
-    a breath within the dialogue's bounds (a NaN or a huge phase would silence the coach for
-    good, a breath under the floor would rush the user)."""
-    if not isinstance(data, dict):
-        raise ValueError(f"pace is {_short(data)}, not a mapping")
-    pace = Pace(*(_number(data, key, 0.0, math.inf) for key in ("inhale_s", "exhale_s", "hold_s")))
-    if pace == routine.pace:
-        return pace
-    breath = pace.inhale_s + pace.exhale_s
-    low, high = BREATH_BOUNDS_S
-    if not (pace.inhale_s > 0 and pace.exhale_s > 0 and low - 1e-6 <= breath <= high + 1e-6):
-        raise ValueError(
-            f"the pace (inhale_s {pace.inhale_s:g}, exhale_s {pace.exhale_s:g}) is no breath "
-            f"of {low:g} to {high:g} s"
-        )
-    if pace.hold_s > HOLD_PER_BREATH * breath:
-        raise ValueError(f"the pace's hold_s is {pace.hold_s:g}, too long for a breath of {breath:g} s")
-    return pace
-
-
-# -- checking what was read back: each a ValueError naming the field ------------------
-
-
-def _number(data: dict[str, Any], key: str, low: float, high: float) -> float:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{key} is {_short(value)}, not a number")
-    if not low <= value <= high:  # also NaN
-        raise ValueError(f"{key} is {_short(value)}, not between {low:g} and {high:g}")
-    return float(value)
-
-
-def _integer(data: dict[str, Any], key: str, low: int, high: int) -> int:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{key} is {_short(value)}, not a whole number")
-    if not low <= value <= high:
-        raise ValueError(f"{key} is {_short(value)}, not between {low} and {high}")
-    return value
-
-
-def _choice(data: dict[str, Any], key: str, choices: Sequence[T]) -> T:
-    value = data.get(key)
-    for choice in choices:  # by type too: 1.0 and True are not the version 1
-        if type(value) is type(choice) and value == choice:
-            return choice
-    raise ValueError(f"{key} is {_short(value)}, not one of {', '.join(map(str, choices))}")
-
-
-def _short(value: object) -> str:
-    """A value for a message, cut short: a damaged file can hold anything."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return history_entries(raw, str(path), warn)
