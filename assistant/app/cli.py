@@ -321,10 +321,14 @@ def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, 
     elif virtual:
         run_script(session, utterances)
     else:
-        supervisor.run(
-            session, pipeline.player, pipeline.store, listener, config.input_device, utterances,
-            stdin=sys.stdin if args.text else None, say=lambda text: print(text, file=sys.stderr),
-        )  # fmt: skip
+        try:
+            supervisor.run(
+                session, pipeline.player, pipeline.store, listener, config.input_device, utterances,
+                stdin=sys.stdin if args.text else None, say=lambda text: print(text, file=sys.stderr),
+            )  # fmt: skip
+        finally:
+            if pipeline.store is not None:
+                pipeline.store.release()  # the end is saved: another coach may start
     log.info("session over: %s, %d reps done", pipeline.dialogue.state.value, pipeline.dialogue.done)
     return 0
 

@@ -218,7 +218,7 @@ class ProgressStore:
         except OSError:
             aside = self.position_path
         self.notice = f"the saved position could not be read ({exc}); set aside as {aside}, starting afresh"
-        log.warning("%s", self.notice)
+        log.info("%s", self.notice)  # the supervisor prints it: once
 
     def _probe(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -57,25 +57,7 @@ def run(
     say: Callable[[str], None] = lambda text: None,
 ) -> bool:
     """Run a live session until it ends, the input ends, or the user interrupts.
-    Returns True when it was interrupted with the session still under way. The store's
-    lock is released at the end."""
-    try:
-        return _run(session, player, store, listener, input_device, script, stdin, say)
-    finally:
-        if store is not None:
-            store.release()
-
-
-def _run(
-    session: Session,
-    player: Player | None,
-    store: ProgressStore | None,
-    listener: Listener | None,
-    input_device: str | None,
-    script: Sequence[Utterance],
-    stdin: IO[str] | None,
-    say: Callable[[str], None],
-) -> bool:
+    Returns True when it was interrupted with the session still under way."""
     commands: queue.Queue[Heard | None] = queue.Queue()
     previous = signal.signal(signal.SIGTERM, _sigterm)
     microphone = None
