@@ -300,7 +300,10 @@ class ProgressStore:
 
 def _unsaved(exc: OSError, folder: Path) -> Unsaved:
     full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    fix = "free some space" if full else "make it a folder you can write to"
+    if folder.is_file():
+        fix = "move that file away"
+    else:
+        fix = "free some space" if full else f"make {folder} and what is in it writable"
     text = (
         f"progress cannot be saved ({_why(exc, folder)}); the session goes on, but the next run "
         f"will not know where it stopped: {fix}"
