@@ -10,7 +10,8 @@
     │   ├── ModelError          a vosk model is missing, not a vosk model, or cannot be loaded
     │   └── SphinxError         pocketsphinx or its bundled model fails
     ├── DownloadError           a voice or model could not be fetched, or was not what was pinned
-    └── ServiceError            the systemd user unit cannot be written or enabled
+    ├── ServiceError            the systemd user unit cannot be written or enabled
+    └── StateError              the state folder (position, history) cannot be read, or another coach holds it
 
 Third-party errors are caught at the boundary that calls the library and re-raised
 as one of these with ``raise ... from``, so the message says what went wrong and how
@@ -66,3 +67,7 @@ class DownloadError(BackstretchError):
 
 class ServiceError(BackstretchError):
     """The systemd user unit cannot be written, enabled or started."""
+
+
+class StateError(BackstretchError):
+    """The state folder cannot be read, or another coach is using it."""

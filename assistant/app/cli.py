@@ -17,7 +17,7 @@ from assistant.app import demo, offline, service, settings, supervisor
 from assistant.app.download import download_model, download_voice
 from assistant.app.offline import run_audio, run_script
 from assistant.app.progress import TerminalProgress
-from assistant.app.store import ProgressStore, state_dir
+from assistant.app.store import read_history, state_dir
 from assistant.app.wiring import Needs, build, open_voice
 from assistant.coach import intents
 from assistant.coach.cues import spell_minutes
@@ -259,16 +259,16 @@ def _demo(folder: Path, language: IntentSet) -> int:
 
 
 def _history() -> int:
-    sessions = ProgressStore.history_at(state_dir())
+    sessions = read_history(state_dir())
     if not sessions:
         print("No sessions yet: say start back stretch.")
         return 0
     print(f"{'date':16}  {'duration':>8}  {'reps':>7}  end")
-    for entry in sessions:
-        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(entry["started"])))
-        minutes, seconds = divmod(round(float(entry["duration_s"])), 60)
-        reps = f"{entry['done']}/{entry['total']}"
-        print(f"{started:16}  {minutes:5d}:{seconds:02d}  {reps:>7}  {entry['end']}")
+    for past in sessions:
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(past.started))
+        minutes, seconds = divmod(round(past.duration_s), 60)
+        reps = f"{past.done}/{past.total}"
+        print(f"{started:16}  {minutes:5d}:{seconds:02d}  {reps:>7}  {past.end}")
     return 0
 
 
@@ -326,10 +326,14 @@ def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, 
     elif virtual:
         run_script(session, utterances)
     else:
-        supervisor.run(
-            session, pipeline.player, pipeline.store, listener, config.input_device, utterances,
-            stdin=sys.stdin if args.text else None, say=lambda text: print(text, file=sys.stderr),
-        )  # fmt: skip
+        try:
+            supervisor.run(
+                session, pipeline.player, pipeline.store, listener, config.input_device, utterances,
+                stdin=sys.stdin if args.text else None, say=lambda text: print(text, file=sys.stderr),
+            )  # fmt: skip
+        finally:
+            if pipeline.store is not None:
+                pipeline.store.release()  # the end is saved: another coach may start
     log.info("session over: %s, %d reps done", pipeline.dialogue.state.value, pipeline.dialogue.done)
     return 0
 

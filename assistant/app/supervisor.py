@@ -61,11 +61,13 @@ def run(
     commands: queue.Queue[Heard | None] = queue.Queue()
     previous = signal.signal(signal.SIGTERM, _sigterm)
     microphone = None
+    tell = unsaved_teller(store, session, say) if store is not None else lambda t: None
     try:
         if store is not None:
             saved = store.load()
             if store.notice:
                 say(store.notice)
+            tell(0.0)
             if saved is not None:
                 session.offer(saved.position, 0.0)
         if listener is not None:
@@ -89,7 +91,7 @@ def run(
             if listener is not None and microphone is not None:
                 say("Listening: say start back stretch.")
             unknown = lambda text: say(f"({text!r} is no command; type help)")  # noqa: E731
-            run_live(session, commands, clock, script, on_unknown=unknown, watchdog=watchdog)
+            run_live(session, commands, clock, script, on_unknown=unknown, watchdog=watchdog, tell=tell)
         except KeyboardInterrupt:
             pass  # run_live has ended the session, keeping its place
     finally:
@@ -99,8 +101,30 @@ def run(
     interrupted = session.dialogue.state.value == "paused"
     if interrupted and store is not None:
         store.interrupted()
-        say("Stopped for now: the next `backstretch run` offers to carry on from here.")
+        if store.unsaved is None:
+            say("Stopped for now: the next `backstretch run` offers to carry on from here.")
+        else:
+            say("Stopped for now; where you stopped could not be saved.")
+    if store is not None:
+        unsaved = store.take_unsaved()  # a failure at the very end: too late to say, printed
+        if unsaved is not None:
+            say(unsaved.text)
     return interrupted
+
+
+def unsaved_teller(
+    store: ProgressStore, session: Session, say: Callable[[str], None]
+) -> Callable[[float], None]:
+    """What tells the user, once, that progress cannot be saved: printed with `say`, and
+    spoken by the coach at the time it is called with."""
+
+    def tell(t: float) -> None:
+        unsaved = store.take_unsaved()
+        if unsaved is not None:
+            say(unsaved.text)
+            session.tell(unsaved.key, t)
+
+    return tell
 
 
 def _read(stream: IO[str], commands: queue.Queue[Heard | None]) -> None:
@@ -162,9 +186,11 @@ def run_live(
     script: Sequence[Utterance] = (),
     on_unknown: Callable[[str], None] = lambda text: None,
     watchdog: Callable[[], bool] = lambda: True,
+    tell: Callable[[float], None] = lambda t: None,
 ) -> None:
     """Run in real time on `clock` (session seconds): typed or heard lines from `inputs`
-    (None ends the input), and `script` lines at their times.
+    (None ends the input), and `script` lines at their times. `tell` is called on every
+    turn with the time a reply would start, for notices from outside the dialogue.
 
     Ends at the end of input, or, with a script and no other input, once the script
     is played and the session is no longer running. A session still under way at
@@ -176,6 +202,7 @@ def run_live(
         while True:
             now = clock()
             session.run_until(now + LOOKAHEAD_S)
+            tell(now + ANSWER_MARGIN_S)
             while pending and pending[0].t <= now + LOOKAHEAD_S:  # known ahead: decided ahead
                 said = pending.pop(0)
                 session.hear(said.text, said.t)

@@ -19,7 +19,7 @@ from typing import IO
 
 from assistant.app.progress import Progress, TerminalProgress
 from assistant.app.settings import Settings
-from assistant.app.store import ProgressStore
+from assistant.app.store import ProgressStore, StateLock, state_dir
 from assistant.app.timeline import TimelineFile, Transcript
 from assistant.coach.dialogue import Dialogue, estimate_speech_s, foreseeable_texts
 from assistant.coach.events import Sink
@@ -85,7 +85,20 @@ def prepare_cues(cache: CueCache, texts: Iterable[str], progress: Progress | Non
 
 def build(config: Settings, routine: Routine, language: IntentSet, needs: Needs) -> Pipeline:
     """The session a run needs, every part connected; devices are opened here (the output
-    first, so a missing speaker is reported before the user waits for the cues)."""
+    first, so a missing speaker is reported before the user waits for the cues; before it,
+    the state folder's lock, so a second coach is turned away at once)."""
+    lock = StateLock.take(state_dir()) if needs.store else None
+    try:
+        return _build(config, routine, language, needs, lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _build(
+    config: Settings, routine: Routine, language: IntentSet, needs: Needs, lock: StateLock | None
+) -> Pipeline:
     cache = open_voice(config) if needs.voice or needs.speaker or needs.out is not None else None
     speech_s = cache.duration_s if cache is not None else estimate_speech_s
     # First: the dialogue checks the intents file against its handlers, before any wait.
@@ -105,7 +118,7 @@ def build(config: Settings, routine: Routine, language: IntentSet, needs: Needs)
         sinks.append(TimelineFile(needs.timeline))
     if needs.out is not None and cache is not None:
         sinks.append(WavRenderer(needs.out, cache, config.volume))
-    store = ProgressStore(dialogue) if needs.store else None
+    store = ProgressStore(dialogue, lock=lock) if needs.store else None
     if store is not None:
         sinks.append(store)
     session = Session(

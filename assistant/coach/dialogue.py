@@ -166,6 +166,13 @@ class Dialogue:
         self._reply(t, "offer", out, **self._where())
         return out
 
+    def tell(self, key: Reply, t: float) -> list[Action]:
+        """Say the fixed response `key` at `t`, in any state: a notice from outside the
+        dialogue (that progress cannot be saved, say)."""
+        out: list[Action] = []
+        self._say(t, self.intents.say(key), SayKind.REPLY, out)
+        return out
+
     def likely_texts(self, t: float) -> list[str]:
         """Lines that depend on the moment and may be asked for next, worth synthesising
         ahead so the answer is immediate: the summary if the user stopped at `t`, and,

@@ -286,6 +286,8 @@ Reply = Literal[
     "skip",
     "skip_last",
     "offer",
+    "cannot_save",
+    "cannot_save_full",
 ]
 WHERE = frozenset({"set", "sets", "side", "rep", "reps"})  # where the session stands
 RESPONSES: Mapping[Reply, frozenset[str]] = {
@@ -311,6 +313,8 @@ RESPONSES: Mapping[Reply, frozenset[str]] = {
     "skip": frozenset(),
     "skip_last": frozenset(),
     "offer": WHERE,
+    "cannot_save": frozenset(),
+    "cannot_save_full": frozenset(),
 }
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from assistant.coach.dialogue import Dialogue, Position
 from assistant.coach.events import Action, Cut, Event, Heard, Say, Sink, StateChange, Understood
-from assistant.coach.intents import IntentSet
+from assistant.coach.intents import IntentSet, Reply
 from assistant.coach.track import SpeechTrack
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,10 @@ class Session:
     def offer(self, saved: Position, t: float) -> None:
         """After a restart: the coach offers to carry on from `saved`."""
         self._queue_actions(self.dialogue.offer(saved, t))
+
+    def tell(self, key: Reply, t: float) -> None:
+        """The coach says the fixed response `key` at `t` (a notice from outside the dialogue)."""
+        self._queue_actions(self.dialogue.tell(key, t))
 
     def close(self) -> None:
         self.flush(math.inf)

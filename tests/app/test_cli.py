@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from assistant.app.cli import main
+from assistant.coach import intents
 from assistant.coach.cues import spell
 from tests.kit.sessions import bundled_intents, intents_with_unanswered, intents_without_skip
 
@@ -220,3 +221,15 @@ def test_python_dash_m(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.returncode == 0 and result.stdout.startswith("backstretch ")
+
+
+def test_a_state_folder_that_cannot_be_written_is_said_once_and_the_session_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "backstretch").write_text("a file where the folder should be")
+    run = _text_run(tmp_path, "start back stretch\nI'm done\n", tmp_path / "t.jsonl")
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    (line,) = [line for line in run.stderr.splitlines() if "cannot be saved" in line]
+    assert "is a file, not a folder" in line
+    says = [e["text"] for e in _timeline(tmp_path / "t.jsonl") if e["event"] == "say"]
+    assert says[0] == intents.load().say("cannot_save")
+    assert says[-1].startswith("We'll end here")

@@ -447,6 +447,8 @@ def test_every_reply_is_asked_for_with_its_placeholders(knee_hug: Routine, lang:
     texts += [
         a.text for a in says(Dialogue(knee_hug, tagged).offer(Position(1, "left", 3, 2, knee_hug.pace), 0.0))
     ]
+    for notice in ("cannot_save", "cannot_save_full"):  # said for the store, in any state
+        texts += [a.text for a in says(Dialogue(knee_hug, tagged).tell(notice, 0.0))]
     asked = {m.group(1) for text in texts for m in re.finditer(r"<(\w+)>", text)}
     assert asked == set(RESPONSES)
     assert not [text for text in texts if "{" in text or "}" in text]
