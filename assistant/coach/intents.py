@@ -44,6 +44,7 @@ _CONTRACTIONS = {
     "how's": "how is",
     "there's": "there is",
 }
+_SPELLABLE_DIGITS = len(str(cues.SPELL_MAX))
 _SUFFIXES = (("n't", " not"), ("'re", " are"), ("'ve", " have"), ("'ll", " will"), ("'d", " would"))
 
 
@@ -60,7 +61,9 @@ def normalise(text: str) -> str:
                 if word.endswith(suffix):
                     word = word[: -len(suffix)] + expansion
                     break
-        if word.isdigit() and int(word) < 1000:
+        # Digits are read as words when they can be (a bounded length: Python refuses to
+        # convert over 4,300 digits, and no one says a number that long to the coach).
+        if word.isdigit() and len(word) <= _SPELLABLE_DIGITS:
             word = cues.spell(int(word))
         words.extend(word.replace("'", "").split())
     return " ".join(words)

@@ -20,6 +20,12 @@ from assistant.coach import yamldoc
 
 SIDES = ("left", "right")
 VERBOSITIES = ("detailed", "brief", "counts")
+# The ranges a routine file and the configuration allow (README: "Configuration").
+REPS_PER_SIDE = (1, 100)
+SETS = (1, 20)
+INHALE_S = (1.0, 20.0)
+EXHALE_S = (1.0, 20.0)
+HOLD_S = (0.0, 30.0)
 
 
 class StepKind(enum.Enum):
@@ -139,11 +145,11 @@ def from_doc(doc: yamldoc.Doc, base: Routine | None) -> Routine:
     doc.mapping(("coaching",), ("full_reps", "form_at_reps", "aim_at_rep", "settle_s"))
     b_pace = base.pace if base else Pace()
     b_coach = base.coaching if base else Coaching()
-    reps = doc.integer(("reps_per_side",), base.reps_per_side if base else 20, 1, 100)
+    reps = doc.integer(("reps_per_side",), base.reps_per_side if base else 20, *REPS_PER_SIDE)
     pace = Pace(
-        inhale_s=doc.number(("pace", "inhale_s"), b_pace.inhale_s, 1.0, 20.0),
-        exhale_s=doc.number(("pace", "exhale_s"), b_pace.exhale_s, 1.0, 20.0),
-        hold_s=doc.number(("pace", "hold_s"), b_pace.hold_s, 0.0, 30.0),
+        inhale_s=doc.number(("pace", "inhale_s"), b_pace.inhale_s, *INHALE_S),
+        exhale_s=doc.number(("pace", "exhale_s"), b_pace.exhale_s, *EXHALE_S),
+        hold_s=doc.number(("pace", "hold_s"), b_pace.hold_s, *HOLD_S),
     )
     form_at = doc.sequence(("coaching", "form_at_reps"))
     for i, rep in enumerate(form_at):
@@ -161,7 +167,7 @@ def from_doc(doc: yamldoc.Doc, base: Routine | None) -> Routine:
     return Routine(
         name=doc.text(("name",), base.name if base else None),
         reps_per_side=reps,
-        sets=doc.integer(("sets",), base.sets if base else 3, 1, 20),
+        sets=doc.integer(("sets",), base.sets if base else 3, *SETS),
         first_side=doc.text(("first_side",), base.first_side if base else "left", SIDES),
         pace=pace,
         cues=cues,
