@@ -11,7 +11,7 @@ the routine's `cues:` mapping, so a user routine can reword them.
 
 from __future__ import annotations
 
-from assistant.coach.routine import VERBOSITIES, Routine, Step, StepKind
+from assistant.coach.routine import VERBOSITIES, Routine, Step, StepKind, fill
 
 _ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen "
@@ -57,14 +57,15 @@ def _other(routine: Routine, side: str) -> str:
 
 
 def _fill(routine: Routine, text: str, step: Step) -> str:
-    return text.format(
-        side=step.side,
-        other=_other(routine, step.side),
-        count=spell(step.rep).capitalize() if step.rep else "",
-        set=spell(step.set_no),
-        sets=spell(routine.sets),
-        reps=spell(routine.reps_per_side),
-    )
+    values = {
+        "side": step.side,
+        "other": _other(routine, step.side),
+        "count": spell(step.rep).capitalize() if step.rep else "",
+        "set": spell(step.set_no),
+        "sets": spell(routine.sets),
+        "reps": spell(routine.reps_per_side),
+    }
+    return fill(text, values)
 
 
 def step_text(routine: Routine, step: Step, verbosity: str, fresh: bool = False) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.coach import cues, yamldoc
+from assistant.coach import cues, routine, yamldoc
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ class IntentSet:
 
     def say(self, key: str, **values: object) -> str:
         """A response text with its placeholders filled."""
-        return self.responses[key].format(**values)
+        return routine.fill(self.responses[key], {name: str(v) for name, v in values.items()})
 
 
 REQUIRED = (
@@ -249,30 +249,34 @@ REQUIRED = (
     "louder",
     "quieter",
 )
-RESPONSES = (
-    "hint",
-    "paused",
-    "already_paused",
-    "resuming",
-    "already_running",
-    "slower",
-    "faster",
-    "slowest",
-    "fastest",
-    "status",
-    "status_idle",
-    "status_paused",
-    "help",
-    "help_idle",
-    "louder",
-    "quieter",
-    "loudest",
-    "quietest",
-    "not_running",
-    "skip",
-    "skip_last",
-    "offer",
-)
+_WHERE = ("set", "sets", "side", "rep", "reps")  # where a session stands, as the dialogue says it
+_PACE = ("inhale", "exhale")
+# Every response, with the placeholders the dialogue fills in it.
+RESPONSE_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "hint": (),
+    "paused": (),
+    "already_paused": _WHERE,
+    "resuming": _WHERE,
+    "already_running": _WHERE,
+    "slower": _PACE,
+    "faster": _PACE,
+    "slowest": (),
+    "fastest": (),
+    "status": (*_WHERE, "minutes"),
+    "status_idle": ("minutes",),
+    "status_paused": (*_WHERE, "minutes"),
+    "help": (),
+    "help_idle": (),
+    "louder": (),
+    "quieter": (),
+    "loudest": (),
+    "quietest": (),
+    "not_running": (),
+    "skip": (),
+    "skip_last": (),
+    "offer": _WHERE,
+}
+RESPONSES = tuple(RESPONSE_FIELDS)
 
 
 def default_path(language: str = "en") -> Path:
@@ -321,7 +325,9 @@ def from_doc(doc: yamldoc.Doc) -> IntentSet:
         surface[name] = tuple(dict.fromkeys(said))
     responses = doc.mapping(("responses",))
     for key in RESPONSES:
-        doc.text(("responses", key))
+        problem = routine.template_problem(doc.text(("responses", key)), RESPONSE_FIELDS[key])
+        if problem is not None:
+            raise doc.error(("responses", key), problem)
     log.debug("%d intents, %d phrases", len(surface), len(table))
     return IntentSet(
         language=doc.text(("language",), "en"),

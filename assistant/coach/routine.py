@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import enum
 import importlib.resources
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,12 +192,36 @@ def _cues(
     return out
 
 
-_PLACEHOLDERS = ("side", "other", "count", "set", "sets", "reps", "done", "total", "minutes")
+# -- placeholders --------------------------------------------------------------
+#
+# Cue and response texts come from files the user may write, so they are filled by plain
+# substitution of `{name}`, never by str.format, which would evaluate attribute access,
+# indexing, conversions and format specs written in the file ("{side.__class__}",
+# "{side:>100000000}").
+
+STEP_FIELDS = ("side", "other", "count", "set", "sets", "reps")  # every cue of a step
+SUMMARY_FIELDS = ("sets", "reps", "done", "total", "minutes")  # "finished" and "stopped"
+_SUMMARIES = ("finished", "stopped")
+_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+def template_problem(text: str, fields: Sequence[str]) -> str | None:
+    """What is wrong with `text` as a template with placeholders `fields`, or None."""
+    for match in _FIELD.finditer(text):
+        if match.group(1) not in fields:
+            known = ", ".join("{" + f + "}" for f in fields) or "none"
+            return f"bad placeholder {match.group(0)!r}; known placeholders here: {known}"
+    if "{" in _FIELD.sub("", text) or "}" in _FIELD.sub("", text):
+        return "a brace that is no placeholder; write placeholders as {name}"
+    return None
+
+
+def fill(text: str, values: Mapping[str, str]) -> str:
+    """`text` with each `{name}` replaced by `values[name]` (checked by `template_problem`)."""
+    return _FIELD.sub(lambda match: values[match.group(1)], text)
 
 
 def _check_placeholders(doc: yamldoc.Doc, path: tuple[str, ...], text: str) -> None:
-    try:
-        text.format(**{name: "" for name in _PLACEHOLDERS})
-    except (KeyError, IndexError, ValueError) as exc:
-        known = ", ".join("{" + p + "}" for p in _PLACEHOLDERS)
-        raise doc.error(path, f"bad placeholder {exc}; known placeholders: {known}") from exc
+    problem = template_problem(text, SUMMARY_FIELDS if path[-1] in _SUMMARIES else STEP_FIELDS)
+    if problem is not None:
+        raise doc.error(path, problem)

@@ -144,3 +144,29 @@ def test_complete_phrases_are_those_no_other_command_continues(lang: IntentSet) 
     assert "start it again" in lang.phrases() and lang.match("start it again").name != "start"  # type: ignore[union-attr]
     assert "start" not in complete and "begin" not in complete
     assert complete <= set(lang.phrases())
+
+
+@pytest.mark.parametrize(
+    ("response", "message"),
+    [
+        (
+            "resuming: 'Set {set.__class__.__mro__}'",
+            r"responses\.resuming: bad placeholder '\{set\.__class__",
+        ),
+        ("resuming: '{side:>100000000}'", r"responses\.resuming: bad placeholder"),
+        ("paused: 'Paused, {minutes} left'", r"responses\.paused: bad placeholder '\{minutes\}'; known"),
+        ("slower: 'In {inhale}, out {exhale}, {side}'", r"responses\.slower: bad placeholder '\{side\}'"),
+        ("skip: 'Moving {'", r"responses\.skip: a brace that is no placeholder"),
+    ],
+)
+def test_responses_take_only_their_placeholders(response: str, message: str) -> None:
+    head, _, responses = intents.default_path().read_text(encoding="utf-8").partition("\nresponses:\n")
+    key = response.split(":")[0]
+    lines = [f"  {response}" if line.startswith(f"  {key}:") else line for line in responses.splitlines()]
+    with pytest.raises(ConfigError, match=message):
+        intents.from_doc(_doc(head + "\nresponses:\n" + "\n".join(lines)))
+
+
+def test_responses_are_filled(lang: IntentSet) -> None:
+    said = lang.say("resuming", set="two", side="right", rep="seven")
+    assert said == "Resuming: set two, right leg, rep seven."
