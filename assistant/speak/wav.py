@@ -49,6 +49,7 @@ def write_wav(path: Path, audio: Audio) -> None:
                 os.unlink(tmp)
 
 
+MIN_RATE_HZ, MAX_RATE_HZ = 1000, 384_000  # what any recording or device uses
 _FORMATS = {(1, 16): "<i2", (1, 24): "i24", (1, 32): "<i4", (3, 32): "<f4", (0xFFFE, 16): "<i2",
             (0xFFFE, 24): "i24", (0xFFFE, 32): "<i4"}  # fmt: skip
 
@@ -90,7 +91,7 @@ def _parse_wav(blob: bytes) -> Audio:
         raise ValueError("no fmt or data chunk")
     tag, channels, rate, _, _, bits = fmt
     kind = _FORMATS.get((tag, bits))
-    if kind is None or channels < 1 or rate < 1000:
+    if kind is None or channels < 1 or not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
         raise ValueError(f"unsupported format tag {tag}, {bits} bits, {channels} channels, {rate} Hz")
     width = bits // 8
     frames = len(data) // (width * channels)
@@ -102,7 +103,10 @@ def _parse_wav(blob: bytes) -> Audio:
         values = ((raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16)) << 8) >> 8
         floats = values.astype(np.float64) / 8388608.0
     elif kind == "<f4":
-        floats = np.frombuffer(data, "<f4").astype(np.float64)
+        # NaN and infinity are no sound: silence and full scale, not a cast warning.
+        floats = np.nan_to_num(
+            np.frombuffer(data, "<f4").astype(np.float64), nan=0.0, posinf=1.0, neginf=-1.0
+        )
     else:
         floats = np.frombuffer(data, kind).astype(np.float64) / (2 ** (bits - 1))
     mono = floats.reshape(frames, channels).mean(axis=1)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from assistant.app import offline
+from assistant.app.cli import main
 from assistant.coach.intents import IntentSet
 from assistant.errors import ScriptError
 
@@ -65,3 +66,21 @@ def test_huge_number_typed_into_a_live_session(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "is no command" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["run", "--in", "", "--mute"], "--in"),
+        (["run", "--script", " ", "--mute"], "--script"),
+        (["run", "--script", "s.txt", "--out", ""], "--out"),
+        (["run", "--script", "s.txt", "--mute", "--timeline", ""], "--timeline"),
+        (["--config", "", "config"], "--config"),
+    ],
+)
+def test_an_empty_file_name_is_named(
+    capsys: pytest.CaptureFixture[str], argv: list[str], option: str
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"backstretch: {option}: the file name is empty; give the path of a file\n"

@@ -151,3 +151,9 @@ def test_prefetch_synthesises_in_the_background(tmp_path: Path, synth: Synthesiz
 def test_fixed_renderings_are_the_same_every_time(synth: Synthesizer, joe: voices.VoiceInfo) -> None:
     fixed = Synthesizer(joe, SpeechSettings(varied=False))
     assert np.array_equal(fixed.synthesize("Stay.").samples, fixed.synthesize("Stay.").samples)
+
+
+def test_a_voice_that_is_a_folder_is_named_so(tmp_path: Path) -> None:
+    (tmp_path / "voice.onnx").mkdir()
+    with pytest.raises(VoiceError, match=r"voice .*voice\.onnx is a folder; voice\.name takes a voice name"):
+        voices.resolve(str(tmp_path / "voice.onnx"))
