@@ -19,6 +19,7 @@ from typing import Any
 
 from assistant.coach import routine as routine_mod
 from assistant.coach import yamldoc
+from assistant.coach.intents import normalise
 from assistant.coach.routine import (
     EXHALE_S,
     HOLD_S,
@@ -152,7 +153,28 @@ def from_doc(doc: yamldoc.Doc, overrides: Mapping[str, Any]) -> Settings:
             sources[key] = f"{doc.name}:{doc.line(path)}"
         else:
             sources[key] = "default"
+    if values.get("wake_word") is not None:
+        problem = _wake_word_problem(values["wake_word"])
+        if problem is not None:
+            raise doc.error(("stt", "wake_word"), problem)
     return Settings(**values, sources=sources)
+
+
+MAX_WAKE_WORDS, MAX_WAKE_CHARS = 3, 30  # a short word or two, said before every command
+
+
+def _wake_word_problem(wake: str) -> str | None:
+    """The shape of a wake word; whether the recogniser knows its words is checked where
+    the recogniser is made (hear/listen.py)."""
+    words = normalise(wake).split()
+    if not words:
+        return f"has no word in it ({wake[:MAX_WAKE_CHARS]!r}); leave it empty to need no wake word"
+    if len(words) > MAX_WAKE_WORDS or len(" ".join(words)) > MAX_WAKE_CHARS:
+        return (
+            f"too long: at most {MAX_WAKE_WORDS} words and {MAX_WAKE_CHARS} letters, said before "
+            "every command; a word like 'coach'"
+        )
+    return None
 
 
 def _check_keys(doc: yamldoc.Doc, known: set[str]) -> None:
