@@ -178,10 +178,14 @@ def _check_depth(text: str) -> None:
         loader.dispose()
 
 
+def _too_large(name: str) -> str:
+    return f"{name}: larger than {MAX_BYTES // 1024} kB; a configuration is a few lines"
+
+
 def parse(text: str, name: str) -> Doc:
     """Parse YAML `text`; `name` is what error messages call the file."""
     if len(text) > MAX_BYTES:
-        raise ConfigError(f"{name}: larger than {MAX_BYTES // 1024} kB; a configuration is a few lines")
+        raise ConfigError(_too_large(name))
     try:
         _check_depth(text)
         root = yaml.compose(text, Loader=_Loader)
@@ -208,6 +212,8 @@ def load(path: Path) -> Doc:
     try:
         with path.open("rb") as f:
             raw = f.read(MAX_BYTES + 1)  # bounded: the path may name a huge file or /dev/zero
+        if len(raw) > MAX_BYTES:
+            raise ConfigError(_too_large(str(path)))
         text = raw.decode("utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: no such file; check the path") from exc
