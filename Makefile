@@ -28,3 +28,10 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info demo/*.jsonl demo/*.wav
+
+# Issue 11: the readers of user input and saved state fuzzed at length (the normal suite
+# runs a few dozen fixed inputs each): FUZZ_EXAMPLES fresh random inputs per reader.
+FUZZ_EXAMPLES ?= 5000
+.PHONY: fuzz
+fuzz: $(STAMP)
+	BACKSTRETCH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -p no:cacheprovider tests/app/test_fuzz_inputs.py tests/app/test_fuzz_state.py

@@ -22,7 +22,12 @@ def _private_xdg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in XDG}
     for key in XDG:
         os.environ[key] = str(base / key.lower())
-    for key in ("BACKSTRETCH_CONFIG", "BACKSTRETCH_VOSK_MODEL", "BACKSTRETCH_VOICES_URL"):
+    for key in (
+        "BACKSTRETCH_CONFIG",
+        "BACKSTRETCH_VOSK_MODEL",
+        "BACKSTRETCH_VOICES_URL",
+        "BACKSTRETCH_MODELS_URL",
+    ):
         saved[key] = os.environ.pop(key, None)
     yield
     for key, value in saved.items():

@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from assistant import __version__
@@ -36,6 +36,17 @@ from assistant.speak.wav import read_wav, write_wav
 log = logging.getLogger(__name__)
 
 
+def _path(option: str) -> Callable[[str], Path]:
+    """A file argument; an empty one is refused by name (Path("") would be ".")."""
+
+    def convert(text: str) -> Path:
+        if not text.strip():
+            raise BackstretchError(f"{option}: the file name is empty; give the path of a file")
+        return Path(text)
+
+    return convert
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="backstretch",
@@ -43,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
-        "--config", type=Path, help="configuration file (default: ~/.config/backstretch/config.yaml)"
+        "--config",
+        type=_path("--config"),
+        help="configuration file (default: ~/.config/backstretch/config.yaml)",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -58,25 +71,30 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--text", action="store_true", help="type commands on stdin, in real time")
     source.add_argument(
         "--script",
-        type=Path,
+        type=_path("--script"),
         metavar="FILE",
         help="lines 'SECONDS TEXT', played on a virtual clock as fast as possible",
     )
     source.add_argument(
-        "--in", dest="in_wav", type=Path, metavar="WAV",
+        "--in", dest="in_wav", type=_path("--in"), metavar="WAV",
         help="a recording as the microphone, on the virtual clock (any rate, channels, 16/32-bit)",
     )  # fmt: skip
     run.add_argument("--mute", action="store_true", help="print cues instead of speaking them")
     run.add_argument(
-        "--out", type=Path, metavar="WAV", help="with --script or --in: render the coach's voice to a WAV"
+        "--out",
+        type=_path("--out"),
+        metavar="WAV",
+        help="with --script or --in: render the coach's voice to a WAV",
     )
-    run.add_argument("--timeline", type=Path, metavar="FILE", help="write every event as JSON Lines")
+    run.add_argument(
+        "--timeline", type=_path("--timeline"), metavar="FILE", help="write every event as JSON Lines"
+    )
     run.add_argument("--quiet", action="store_true", help="print nothing (with --timeline)")
     with_routine(run)
 
     say = sub.add_parser("say", help="speak one line (or render it with --out)")
     say.add_argument("text", help="what to say")
-    say.add_argument("--out", type=Path, metavar="WAV", help="write a WAV instead of speaking")
+    say.add_argument("--out", type=_path("--out"), metavar="WAV", help="write a WAV instead of speaking")
 
     sub.add_parser("devices", help="list the audio devices")
     voice = sub.add_parser("voices", help="list the voices found, or download one")
@@ -103,13 +121,17 @@ def _parser() -> argparse.ArgumentParser:
     service_install.add_argument("--no-enable", action="store_true", help="only write the unit file")
     demo = sub.add_parser("demo", help="a whole spoken session without microphone or speaker (make demo)")
     demo.add_argument(
-        "--dir", type=Path, default=Path("demo"), help="where to write the audio (default: demo/)"
+        "--dir", type=_path("--dir"), default=Path("demo"), help="where to write the audio (default: demo/)"
     )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except BackstretchError as exc:
+        print(f"backstretch: {exc}", file=sys.stderr)
+        return exc.exit_code
     logging.basicConfig(
         level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
         format="%(levelname)s %(name)s: %(message)s",

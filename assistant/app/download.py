@@ -5,6 +5,12 @@ its destination, is checked, and only then renamed into place, so a destination
 either is complete and verified or does not exist. Archives are unpacked beside
 their target and swapped in whole. An interrupted run leaves at most a `.part`
 or a hidden staging folder, which the next run discards before starting over.
+
+A transfer is given up when it is too slow (`Limits`: a server that sends a byte
+every few seconds never trips the socket timeout) and an archive when it would
+unpack to too much (`MAX_UNPACKED_BYTES`, `MAX_RATIO`, `MAX_MEMBERS`: a zip bomb).
+`$BACKSTRETCH_MODELS_URL` points model downloads at a mirror, as
+`$BACKSTRETCH_VOICES_URL` does for voices; the pins stay.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 
 from assistant import __version__
@@ -33,6 +41,21 @@ log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+ENV_MODELS_URL = "BACKSTRETCH_MODELS_URL"
+# What an archive may unpack to: the vosk model is a 40 MB zip of 30 files, 68 MB unpacked.
+MAX_UNPACKED_BYTES = 1_000_000_000
+MAX_RATIO = 50  # unpacked size over archive size; model files compress about 2 to 1
+MAX_MEMBERS = 10_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long a transfer may take: a whole one (a 63 MB voice at 17 kB/s), and how slow
+    it may be over any window (the socket timeout only catches a server that goes silent)."""
+
+    deadline_s: float = 3600.0
+    min_rate_bps: float = 4096.0  # bytes a second, over each window
+    window_s: float = 30.0
 
 
 def _sha256_of(path: Path) -> str:
@@ -57,11 +80,49 @@ def _network_error(url: str, exc: BaseException, timeout_s: float) -> DownloadEr
     return DownloadError(f"{url}: cannot download ({reason}); check the network and disk space, try again")
 
 
+def _part(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".part")
+
+
+def _check_in_the_way(dest: Path) -> None:
+    """Refuse before fetching anything when a folder (or a device...) holds dest or its .part."""
+    for path in (dest, _part(dest)):
+        if path.exists() and not path.is_file():
+            kind = "a folder" if path.is_dir() else "something that is no file"
+            raise DownloadError(f"{path}: {kind} is in the way; move it away and try again")
+
+
+class _Pace:
+    """Gives a transfer up past its deadline, or when a window of it was too slow."""
+
+    def __init__(self, url: str, limits: Limits, total: int | None) -> None:
+        self.url, self.limits, self.total = url, limits, total
+        self.started = self.window_start = time.monotonic()
+        self.window_bytes = 0
+
+    def check(self, received: int, n: int) -> None:
+        now, limits = time.monotonic(), self.limits
+        so_far = f"{received} of {self.total} bytes" if self.total is not None else f"{received} bytes"
+        if now - self.started > limits.deadline_s:
+            raise DownloadError(
+                f"{self.url}: not done within {limits.deadline_s:g} s ({so_far}); "
+                "check the network and try again"
+            )
+        self.window_bytes += n
+        if now - self.window_start >= limits.window_s:
+            if self.window_bytes < limits.min_rate_bps * (now - self.window_start):
+                raise DownloadError(
+                    f"{self.url}: slower than {limits.min_rate_bps / 1000:g} kB/s for {limits.window_s:g} s "
+                    f"({so_far}); check the network, or try again later"
+                )
+            self.window_start, self.window_bytes = now, 0
+
+
 def _download(
-    url: str, dest: Path, sha256: str, size: int | None, progress: Progress, timeout_s: float
+    url: str, dest: Path, sha256: str, size: int | None, progress: Progress, timeout_s: float, limits: Limits
 ) -> Path:
     """Stream `url` into dest's `.part` and verify it; return the `.part`, or remove it and raise."""
-    part = dest.with_name(dest.name + ".part")
+    part = _part(dest)
     if part.exists():
         log.info("discarding %s left by an interrupted run", part)
     request = urllib.request.Request(url, headers={"User-Agent": f"backstretch/{__version__}"})
@@ -76,8 +137,12 @@ def _download(
                 if announced and announced.isdigit():
                     expected = int(announced)
                 progress.start(size if size is not None else expected, dest.name)
-                while chunk := response.read(CHUNK_BYTES):
+                pace = _Pace(url, limits, size if size is not None else expected)
+                # read1: what has arrived, at once; read(n) would wait for all n bytes, and a
+                # server that drips would never let the pace be checked.
+                while chunk := response.read1(CHUNK_BYTES):
                     received += len(chunk)
+                    pace.check(received, len(chunk))
                     if size is not None and received > size:
                         raise DownloadError(
                             f"{url}: larger than the pinned {size} bytes, so it was discarded: report it"
@@ -119,6 +184,28 @@ def _check_args(url: str, sha256: str) -> str:
     return sha256.lower()
 
 
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(f"{folder}: cannot create the folder ({exc.strerror}); check the path") from exc
+
+
+def _move_in(parts: Mapping[Path, Path]) -> None:
+    """Rename each verified `.part` onto its destination; on a failure remove what is left."""
+    try:
+        for dest, part in parts.items():
+            try:
+                os.replace(part, dest)
+            except OSError as exc:
+                raise DownloadError(
+                    f"{dest}: cannot put it in place ({exc.strerror}); check the folder"
+                ) from exc
+    finally:
+        for part in parts.values():
+            part.unlink(missing_ok=True)
+
+
 def fetch(
     url: str,
     dest: Path,
@@ -126,15 +213,17 @@ def fetch(
     size: int | None = None,
     progress: Progress | None = None,
     timeout_s: float = 30.0,
+    limits: Limits = Limits(),
 ) -> Path:
     """Make `dest` the file at `url` with this SHA-256 (and size in bytes); no network if it already is."""
     sha256 = _check_args(url, sha256)
     if _is_pinned(dest, sha256):
         log.debug("%s is present and verified", dest)
         return dest
+    _check_in_the_way(dest)
     log.info("downloading %s to %s", url, dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(_download(url, dest, sha256, size, progress or NullProgress(), timeout_s), dest)
+    _make_folder(dest.parent)
+    _move_in({dest: _download(url, dest, sha256, size, progress or NullProgress(), timeout_s, limits)})
     return dest
 
 
@@ -143,6 +232,7 @@ def install_files(
     target_dir: Path,
     progress: Progress | None = None,
     timeout_s: float = 30.0,
+    limits: Limits = Limits(),
 ) -> list[Path]:
     """Fetch name -> (url, sha256, size) into `target_dir`: all are verified before any is renamed in."""
     pinned = {}
@@ -150,20 +240,23 @@ def install_files(
         if Path(name).name != name or name in ("", ".", ".."):
             raise ValueError(f"not a plain file name: {name!r}")
         pinned[name] = (url, _check_args(url, sha256), size)
-    target_dir.mkdir(parents=True, exist_ok=True)
+    for name in pinned:
+        _check_in_the_way(target_dir / name)
+    _make_folder(target_dir)
     parts: dict[Path, Path] = {}
     try:
         for name, (url, sha256, size) in pinned.items():
             dest = target_dir / name
             if not _is_pinned(dest, sha256):
                 log.info("downloading %s to %s", url, dest)
-                parts[dest] = _download(url, dest, sha256, size, progress or NullProgress(), timeout_s)
+                parts[dest] = _download(
+                    url, dest, sha256, size, progress or NullProgress(), timeout_s, limits
+                )
     except BaseException:
         for part in parts.values():
             part.unlink(missing_ok=True)
         raise
-    for dest, part in parts.items():
-        os.replace(part, dest)
+    _move_in(parts)
     return [target_dir / name for name in pinned]
 
 
@@ -178,6 +271,22 @@ def _check_member(info: zipfile.ZipInfo, root: Path, archive: Path) -> None:
     else:
         return
     raise DownloadError(f"{archive}: member {name!r} {problem}; the archive is unsafe, nothing was installed")
+
+
+def _check_size(members: list[zipfile.ZipInfo], archive: Path) -> None:
+    """Refuse an archive that unpacks to too much. The sizes are those its directory
+    declares; zipfile writes no more than that of a member (and then fails its CRC)."""
+    unpacked = sum(info.file_size for info in members)
+    ratio = unpacked / max(archive.stat().st_size, 1)
+    if len(members) > MAX_MEMBERS:
+        problem = f"{len(members)} files, over {MAX_MEMBERS}"
+    elif unpacked > MAX_UNPACKED_BYTES:
+        problem = f"unpacks to {unpacked / 1e6:.1f} MB, over {MAX_UNPACKED_BYTES / 1e6:.1f} MB"
+    elif ratio > MAX_RATIO:
+        problem = f"expands {ratio:.0f} times its size (over {MAX_RATIO})"
+    else:
+        return
+    raise DownloadError(f"{archive}: {problem}; the archive is unsafe, nothing was installed")
 
 
 def install_zip(archive: Path, target_dir: Path, expect_top: str | None = None) -> Path:
@@ -197,6 +306,7 @@ def install_zip(archive: Path, target_dir: Path, expect_top: str | None = None) 
         try:
             with zipfile.ZipFile(archive) as zf:
                 members = zf.infolist()
+                _check_size(members, archive)
                 for info in members:  # all checked before anything is written
                     _check_member(info, root, archive)
                 zf.extractall(unpacked)
@@ -245,11 +355,14 @@ def download_model(
     The zip streams into a `.part` beside the models (same file system, so the rename is
     atomic), is verified, is unpacked into a hidden staging folder beside the target
     (members escaping it are refused) and is swapped in with one rename: a model folder
-    is either complete or absent, and an interrupted run is started over by the next."""
+    is either complete or absent, and an interrupted run is started over by the next.
+    `$BACKSTRETCH_MODELS_URL` replaces the folder the zip is fetched from (a mirror)."""
     root = target_root if target_root is not None else user_model_dir()
     archive = root / f".{entry.name}.zip"
-    log.info("downloading model %s into %s", entry.name, root)
-    fetch(entry.url, archive, entry.sha256, entry.size, progress or TerminalProgress())
+    mirror = os.environ.get(ENV_MODELS_URL)
+    url = f"{mirror.rstrip('/')}/{entry.url.rsplit('/', 1)[-1]}" if mirror else entry.url
+    log.info("downloading model %s from %s into %s", entry.name, url, root)
+    fetch(url, archive, entry.sha256, entry.size, progress or TerminalProgress())
     try:
         target = install_zip(archive, root / entry.name, expect_top=entry.name)
     finally:

@@ -2,7 +2,8 @@
 
 A script has lines `SECONDS TEXT`, "at that session time the user says TEXT".
 Blank lines and lines starting with `#` are ignored. SECONDS is a number
-(`12.5`) or minutes and seconds (`1:30`). Every TEXT must be a command.
+(`12.5`) or minutes and seconds (`1:30`, seconds 00 to 59), in plain digits, at
+most `TIME_DIGITS` before the point and after it. Every TEXT must be a command.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from assistant.hear.capture import Chunk
 from assistant.hear.listen import Listener
 
 log = logging.getLogger(__name__)
-_LINE = re.compile(r"^\s*(?:(\d+):)?(\d+(?:\.\d*)?)\s+(\S.*?)\s*$")
+_LINE = re.compile(r"^\s*(\S+)\s+(\S.*?)\s*$")
+# ASCII digits only (\d takes any script's), and few of them: int() refuses over 4,300.
+TIME_DIGITS = 9
+_TIME = re.compile(r"(?:([0-9]+):)?([0-9]+)(?:\.([0-9]*))?")
 
 
 @dataclass(frozen=True)
@@ -31,18 +35,35 @@ class Utterance:
     text: str
 
 
+def parse_time(text: str) -> float:
+    """Seconds from `12.5` or `m:ss` (`1:30`, `1:30.5`); ValueError saying what is wrong."""
+    match = _TIME.fullmatch(text)
+    if match is None:
+        raise ValueError(f"time {text[:20]!r} is no number of seconds")
+    minutes, whole, fraction = match.groups()
+    if any(len(part) > TIME_DIGITS for part in (minutes or "", whole, fraction or "")):
+        raise ValueError(f"time {text[:20]!r} has over {TIME_DIGITS} digits")
+    if minutes is not None and len(whole) != 2:
+        raise ValueError(f"time {text!r}: the seconds of m:ss must be two digits")
+    if minutes is not None and int(whole) >= 60:
+        raise ValueError(f"time {text!r}: the seconds of m:ss must be 00 to 59")
+    return int(minutes or 0) * 60 + float(f"{whole}.{fraction or 0}")
+
+
 def parse(text: str, name: str, intents: IntentSet) -> list[Utterance]:
     out: list[Utterance] = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         match = _LINE.match(line)
-        if not match:
-            raise ScriptError(
-                f"{name}:{number}: expected 'SECONDS TEXT' (like '12.5 pause'), got {line.strip()!r}"
-            )
-        minutes, seconds, said = match.groups()
-        t = int(minutes or 0) * 60 + float(seconds)
+        if not match or not (match.group(1)[0].isdigit() or match.group(1)[0] in "+-."):
+            shown = line.strip()[:40]
+            raise ScriptError(f"{name}:{number}: expected 'SECONDS TEXT' (like '12.5 pause'), got {shown!r}")
+        when, said = match.groups()
+        try:
+            t = parse_time(when)
+        except ValueError as exc:
+            raise ScriptError(f"{name}:{number}: {exc}; write SECONDS as 12.5 or m:ss as 1:30") from None
         if out and t < out[-1].t:
             raise ScriptError(f"{name}:{number}: time {t:g} s comes before the line above ({out[-1].t:g} s)")
         if intents.match(said) is None:

@@ -20,8 +20,18 @@ from typing import Any
 from assistant.coach import intents as intents_mod
 from assistant.coach import routine as routine_mod
 from assistant.coach import yamldoc
-from assistant.coach.intents import IntentSet
-from assistant.coach.routine import SIDES, VERBOSITIES, Pace, Routine
+from assistant.coach.intents import IntentSet, normalise
+from assistant.coach.routine import (
+    EXHALE_S,
+    HOLD_S,
+    INHALE_S,
+    REPS_PER_SIDE,
+    SETS,
+    SIDES,
+    VERBOSITIES,
+    Pace,
+    Routine,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +49,30 @@ class Settings:
         "intents", "an intents file of your own (another language); empty: the bundled English", kind=str
     )
     inhale_s: float | None = _opt(
-        "pace.inhale_s", "seconds to breathe in; empty: the routine's", kind=float, low=1.0, high=20.0
-    )
+        "pace.inhale_s", "seconds to breathe in; empty: the routine's", kind=float,
+        low=INHALE_S[0], high=INHALE_S[1],
+    )  # fmt: skip
     exhale_s: float | None = _opt(
         "pace.exhale_s",
         "seconds to breathe out and pull; empty: the routine's",
         kind=float,
-        low=1.0,
-        high=20.0,
+        low=EXHALE_S[0],
+        high=EXHALE_S[1],
     )
     hold_s: float | None = _opt(
         "pace.hold_s",
         "seconds to stay at the top (0: no hold); empty: the routine's",
         kind=float,
-        low=0.0,
-        high=30.0,
+        low=HOLD_S[0],
+        high=HOLD_S[1],
     )
     reps_per_side: int | None = _opt(
-        "reps_per_side", "reps on each leg; empty: the routine's", kind=int, low=1, high=100
+        "reps_per_side", "reps on each leg; empty: the routine's", kind=int,
+        low=REPS_PER_SIDE[0], high=REPS_PER_SIDE[1],
+    )  # fmt: skip
+    sets: int | None = _opt(
+        "sets", "sets (left plus right); empty: the routine's", kind=int, low=SETS[0], high=SETS[1]
     )
-    sets: int | None = _opt("sets", "sets (left plus right); empty: the routine's", kind=int, low=1, high=20)
     first_side: str | None = _opt("first_side", "leg to start with", kind=str, choices=SIDES)
     verbosity: str = _opt("verbosity", "detailed, brief or counts", "detailed", kind=str, choices=VERBOSITIES)
     voice: str = _opt("voice.name", "a voice name or an .onnx path", "en_US-joe-medium", kind=str)
@@ -146,7 +160,28 @@ def from_doc(doc: yamldoc.Doc, overrides: Mapping[str, Any]) -> Settings:
             sources[key] = f"{doc.name}:{doc.line(path)}"
         else:
             sources[key] = "default"
+    if values.get("wake_word") is not None:
+        problem = _wake_word_problem(values["wake_word"])
+        if problem is not None:
+            raise doc.error(("stt", "wake_word"), problem)
     return Settings(**values, sources=sources)
+
+
+MAX_WAKE_WORDS, MAX_WAKE_CHARS = 3, 30  # a short word or two, said before every command
+
+
+def _wake_word_problem(wake: str) -> str | None:
+    """The shape of a wake word; whether the recogniser knows its words is checked where
+    the recogniser is made (hear/listen.py)."""
+    words = normalise(wake).split()
+    if not words:
+        return f"has no word in it ({wake[:MAX_WAKE_CHARS]!r}); leave it empty to need no wake word"
+    if len(words) > MAX_WAKE_WORDS or len(" ".join(words)) > MAX_WAKE_CHARS:
+        return (
+            f"too long: at most {MAX_WAKE_WORDS} words and {MAX_WAKE_CHARS} letters, said before "
+            "every command; a word like 'coach'"
+        )
+    return None
 
 
 def _check_keys(doc: yamldoc.Doc, known: set[str]) -> None:

@@ -11,7 +11,7 @@ the routine's `cues:` mapping, so a user routine can reword them.
 
 from __future__ import annotations
 
-from assistant.coach.routine import VERBOSITIES, Routine, Step, StepKind
+from assistant.coach.routine import VERBOSITIES, Routine, Step, StepKind, fill
 
 _ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen "
@@ -20,17 +20,25 @@ _ONES = (
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 
 
+_SCALES = ((10**9, "billion"), (10**6, "million"), (1000, "thousand"))
+SPELL_MAX = 10**12 - 1  # far beyond any count or duration a session can reach
+
+
 def spell(n: int) -> str:
-    """`n` (0 to 999) in words: 7 -> "seven", 42 -> "forty two"."""
-    if not 0 <= n <= 999:
+    """`n` (0 to SPELL_MAX) in words: 7 -> "seven", 42 -> "forty two", 1000 -> "one thousand"."""
+    if not 0 <= n <= SPELL_MAX:
         raise ValueError(f"cannot spell {n}")
     if n < 20:
         return _ONES[n]
     if n < 100:
         tens, ones = divmod(n, 10)
         return _TENS[tens] + (f" {_ONES[ones]}" if ones else "")
-    hundreds, rest = divmod(n, 100)
-    return f"{_ONES[hundreds]} hundred" + (f" {spell(rest)}" if rest else "")
+    if n < 1000:
+        hundreds, rest = divmod(n, 100)
+        return f"{_ONES[hundreds]} hundred" + (f" {spell(rest)}" if rest else "")
+    scale, word = next((s, w) for s, w in _SCALES if n >= s)
+    head, rest = divmod(n, scale)
+    return f"{spell(head)} {word}" + (f" {spell(rest)}" if rest else "")
 
 
 def spell_minutes(seconds: float) -> str:
@@ -40,7 +48,7 @@ def spell_minutes(seconds: float) -> str:
         return "less than a minute"
     if minutes == 1:
         return "one minute"
-    return f"{spell(min(minutes, 999))} minutes"
+    return f"{spell(min(minutes, SPELL_MAX))} minutes"
 
 
 def _other(routine: Routine, side: str) -> str:
@@ -49,14 +57,15 @@ def _other(routine: Routine, side: str) -> str:
 
 
 def _fill(routine: Routine, text: str, step: Step) -> str:
-    return text.format(
-        side=step.side,
-        other=_other(routine, step.side),
-        count=spell(step.rep).capitalize() if step.rep else "",
-        set=spell(step.set_no),
-        sets=spell(routine.sets),
-        reps=spell(routine.reps_per_side),
-    )
+    values = {
+        "side": step.side,
+        "other": _other(routine, step.side),
+        "count": spell(step.rep).capitalize() if step.rep else "",
+        "set": spell(step.set_no),
+        "sets": spell(routine.sets),
+        "reps": spell(routine.reps_per_side),
+    }
+    return fill(text, values)
 
 
 def step_text(routine: Routine, step: Step, verbosity: str, fresh: bool = False) -> str:

@@ -25,7 +25,7 @@ from assistant.coach import cues
 from assistant.coach.cues import spell, spell_minutes
 from assistant.coach.events import Action, Cut, Say, SayKind, State, StateChange, Volume
 from assistant.coach.intents import Intent, IntentSet, Reply
-from assistant.coach.routine import Pace, Routine, Step, StepKind, plan
+from assistant.coach.routine import Pace, Routine, Step, StepKind, fill, plan
 
 log = logging.getLogger(__name__)
 
@@ -224,12 +224,14 @@ class Dialogue:
         self._report(t, out)
 
     def _summary_text(self, kind: SayKind, t: float) -> str:
-        return str(self.routine.cues[kind.value]).format(
-            sets=spell(self.routine.sets),
-            done=spell(self.done),
-            total=spell(self.routine.total_reps),
-            minutes=spell_minutes(max(t, self.busy_until) - self.started_at),
-        )
+        values = {
+            "sets": spell(self.routine.sets),
+            "reps": spell(self.routine.reps_per_side),
+            "done": spell(self.done),
+            "total": spell(self.routine.total_reps),
+            "minutes": spell_minutes(max(t, self.busy_until) - self.started_at),
+        }
+        return fill(str(self.routine.cues[kind.value]), values)
 
     def _summary(self, kind: SayKind, t: float, out: list[Action]) -> None:
         text = self._summary_text(kind, t)

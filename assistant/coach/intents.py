@@ -17,13 +17,12 @@ import importlib.resources
 import itertools
 import logging
 import re
-import string
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from assistant.coach import cues, yamldoc
+from assistant.coach import cues, routine, yamldoc
 from assistant.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -48,6 +47,7 @@ _CONTRACTIONS = {
     "how's": "how is",
     "there's": "there is",
 }
+_SPELLABLE_DIGITS = len(str(cues.SPELL_MAX))
 _SUFFIXES = (("n't", " not"), ("'re", " are"), ("'ve", " have"), ("'ll", " will"), ("'d", " would"))
 
 
@@ -64,7 +64,9 @@ def normalise(text: str) -> str:
                 if word.endswith(suffix):
                     word = word[: -len(suffix)] + expansion
                     break
-        if word.isdigit() and int(word) < 1000:
+        # Digits are read as words when they can be (a bounded length: Python refuses to
+        # convert over 4,300 digits, and no one says a number that long to the coach).
+        if word.isdigit() and len(word) <= _SPELLABLE_DIGITS:
             word = cues.spell(int(word))
         words.extend(word.replace("'", "").split())
     return " ".join(words)
@@ -244,7 +246,7 @@ class IntentSet:
 
     def say(self, key: Reply, **values: object) -> str:
         """A response text with its placeholders filled."""
-        return self.responses[key].format(**values)
+        return routine.fill(self.responses[key], {name: str(v) for name, v in values.items()})
 
     def error(self, path: yamldoc.PathKey, message: str) -> ConfigError:
         """An error in this intents file at `path` (its file and line named), found after
@@ -403,20 +405,9 @@ def _responses(doc: yamldoc.Doc) -> dict[str, str]:
     for key, allowed in RESPONSES.items():
         path = ("responses", key)
         text = " ".join(doc.text(path).split())
-        known = ", ".join(f"{{{p}}}" for p in sorted(allowed)) or "none"
-        try:
-            fields = [
-                (name, spec, conv)
-                for _, name, spec, conv in string.Formatter().parse(text)
-                if name is not None
-            ]
-        except ValueError as exc:
-            raise doc.error(path, f"bad placeholder ({exc}); write {{name}}, and {{{{ for a brace") from exc
-        for name, spec, conversion in fields:
-            if name not in allowed:
-                raise doc.error(path, f"unknown placeholder {{{name}}}; this reply fills {known}")
-            if spec or conversion:
-                raise doc.error(path, f"write the placeholder {{{name}}} plain, without ! or :")
+        problem = routine.template_problem(text, sorted(allowed))
+        if problem is not None:
+            raise doc.error(path, problem)
         out[key] = text
     return out
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import enum
 import importlib.resources
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,12 @@ from assistant.coach import yamldoc
 
 SIDES = ("left", "right")
 VERBOSITIES = ("detailed", "brief", "counts")
+# The ranges a routine file and the configuration allow (README: "Configuration").
+REPS_PER_SIDE = (1, 100)
+SETS = (1, 20)
+INHALE_S = (1.0, 20.0)
+EXHALE_S = (1.0, 20.0)
+HOLD_S = (0.0, 30.0)
 
 
 class StepKind(enum.Enum):
@@ -139,11 +146,11 @@ def from_doc(doc: yamldoc.Doc, base: Routine | None) -> Routine:
     doc.mapping(("coaching",), ("full_reps", "form_at_reps", "aim_at_rep", "settle_s"))
     b_pace = base.pace if base else Pace()
     b_coach = base.coaching if base else Coaching()
-    reps = doc.integer(("reps_per_side",), base.reps_per_side if base else 20, 1, 100)
+    reps = doc.integer(("reps_per_side",), base.reps_per_side if base else 20, *REPS_PER_SIDE)
     pace = Pace(
-        inhale_s=doc.number(("pace", "inhale_s"), b_pace.inhale_s, 1.0, 20.0),
-        exhale_s=doc.number(("pace", "exhale_s"), b_pace.exhale_s, 1.0, 20.0),
-        hold_s=doc.number(("pace", "hold_s"), b_pace.hold_s, 0.0, 30.0),
+        inhale_s=doc.number(("pace", "inhale_s"), b_pace.inhale_s, *INHALE_S),
+        exhale_s=doc.number(("pace", "exhale_s"), b_pace.exhale_s, *EXHALE_S),
+        hold_s=doc.number(("pace", "hold_s"), b_pace.hold_s, *HOLD_S),
     )
     form_at = doc.sequence(("coaching", "form_at_reps"))
     for i, rep in enumerate(form_at):
@@ -161,7 +168,7 @@ def from_doc(doc: yamldoc.Doc, base: Routine | None) -> Routine:
     return Routine(
         name=doc.text(("name",), base.name if base else None),
         reps_per_side=reps,
-        sets=doc.integer(("sets",), base.sets if base else 3, 1, 20),
+        sets=doc.integer(("sets",), base.sets if base else 3, *SETS),
         first_side=doc.text(("first_side",), base.first_side if base else "left", SIDES),
         pace=pace,
         cues=cues,
@@ -185,12 +192,36 @@ def _cues(
     return out
 
 
-_PLACEHOLDERS = ("side", "other", "count", "set", "sets", "reps", "done", "total", "minutes")
+# -- placeholders --------------------------------------------------------------
+#
+# Cue and response texts come from files the user may write, so they are filled by plain
+# substitution of `{name}`, never by str.format, which would evaluate attribute access,
+# indexing, conversions and format specs written in the file ("{side.__class__}",
+# "{side:>100000000}").
+
+STEP_FIELDS = ("side", "other", "count", "set", "sets", "reps")  # every cue of a step
+SUMMARY_FIELDS = ("sets", "reps", "done", "total", "minutes")  # "finished" and "stopped"
+_SUMMARIES = ("finished", "stopped")
+_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+def template_problem(text: str, fields: Sequence[str]) -> str | None:
+    """What is wrong with `text` as a template with placeholders `fields`, or None."""
+    for match in _FIELD.finditer(text):
+        if match.group(1) not in fields:
+            known = ", ".join("{" + f + "}" for f in fields) or "none"
+            return f"bad placeholder {match.group(0)!r}; known placeholders here: {known}"
+    if "{" in _FIELD.sub("", text) or "}" in _FIELD.sub("", text):
+        return "a brace that is no placeholder; write placeholders as {name}"
+    return None
+
+
+def fill(text: str, values: Mapping[str, str]) -> str:
+    """`text` with each `{name}` replaced by `values[name]` (checked by `template_problem`)."""
+    return _FIELD.sub(lambda match: values[match.group(1)], text)
 
 
 def _check_placeholders(doc: yamldoc.Doc, path: tuple[str, ...], text: str) -> None:
-    try:
-        text.format(**{name: "" for name in _PLACEHOLDERS})
-    except (KeyError, IndexError, ValueError) as exc:
-        known = ", ".join("{" + p + "}" for p in _PLACEHOLDERS)
-        raise doc.error(path, f"bad placeholder {exc}; known placeholders: {known}") from exc
+    problem = template_problem(text, SUMMARY_FIELDS if path[-1] in _SUMMARIES else STEP_FIELDS)
+    if problem is not None:
+        raise doc.error(path, problem)

@@ -10,7 +10,8 @@ Design (see README, "It never obeys itself"):
   intents file lists them, under barge_in). The coach says those only when
   listing the commands (help): over such a sentence nothing counts at all.
   Commands said between cues are always heard.
-- With a wake word set, a command counts only after it ("coach, pause").
+- With a wake word set, a command counts only after it ("coach, pause"). Every word
+  of it must be in the recogniser's vocabulary, or no command could ever be heard.
 """
 
 from __future__ import annotations
@@ -21,12 +22,28 @@ from dataclasses import dataclass
 from assistant.coach.events import Say
 from assistant.coach.intents import IntentSet, normalise
 from assistant.coach.track import SpeechTrack
+from assistant.errors import RecognizerError
 from assistant.hear.capture import Chunk
 from assistant.hear.recognizer import Hypothesis, Recognizer
 
 log = logging.getLogger(__name__)
 
 TAIL_S = 0.3  # the coach's voice lingers this long after its last sample (room, latency)
+
+
+def _check_wake_word(wake_word: str, recognizer: Recognizer) -> str:
+    """The wake word as the recogniser hears it; RecognizerError when it cannot."""
+    wake = normalise(wake_word)
+    if not wake:
+        raise RecognizerError(f"stt.wake_word {wake_word!r} has no word in it; use a word like 'coach'")
+    unknown = [w for w in wake.split() if not recognizer.knows(w)]
+    if unknown:
+        raise RecognizerError(
+            f"stt.wake_word {wake_word!r}: {recognizer.name} cannot hear "
+            f"{', '.join(repr(w) for w in unknown)} (not in its dictionary), so it would hear no "
+            "command; choose a common English word, like 'coach'"
+        )
+    return wake
 
 
 @dataclass(frozen=True)
@@ -53,7 +70,7 @@ class Listener:
         self.recognizer = recognizer
         self.intents = intents
         self.coach = coach
-        self.wake = normalise(wake_word) if wake_word else None
+        self.wake = _check_wake_word(wake_word, recognizer) if wake_word is not None else None
         self.offset_s = offset_s  # session time = audio time + offset
         phrases, complete = intents.phrases(), intents.complete_phrases()
         if self.wake:

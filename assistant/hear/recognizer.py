@@ -46,6 +46,10 @@ class Recognizer(Protocol):
         `complete(phrase, speech_start_s, speech_end_s)` says whether a phrase heard there
         may end its utterance at once, before the usual trailing silence (see listen.py)."""
 
+    def knows(self, word: str) -> bool:
+        """Whether `word` (lower case) is in the recogniser's vocabulary: a phrase with a word
+        it lacks cannot be heard (the wake word is checked with this)."""
+
     def feed(self, samples: npt.NDArray[np.int16], end_s: float) -> list[Hypothesis]:
         """Take the next chunk (16 kHz mono) ending at audio time `end_s`; return the
         utterances that ended in it, rejected ones with text ""."""

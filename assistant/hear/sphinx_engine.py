@@ -134,6 +134,9 @@ class SphinxRecognizer:
         self._search_names = names
         log.debug("pocketsphinx grammars %s: %d phrases", names, len(table))
 
+    def knows(self, word: str) -> bool:
+        return self._known(word)
+
     def feed(self, samples: npt.NDArray[np.int16], end_s: float) -> list[Hypothesis]:
         return [self._hypothesis(seg, end_s) for seg in self.endpointer.feed(samples, end_s)]
 

@@ -314,6 +314,9 @@ class VoskRecognizer:
         self._rec.SetGrammar(grammar.json)
         self.grammar = grammar
 
+    def knows(self, word: str) -> bool:
+        return self.model.knows(word)
+
     def feed(self, samples: npt.NDArray[np.int16], end_s: float) -> list[Hypothesis]:
         if samples.ndim != 1 or samples.dtype != np.int16:
             raise ValueError(f"need 1-D int16 samples, got {samples.dtype} with shape {samples.shape}")

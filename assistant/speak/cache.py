@@ -1,10 +1,12 @@
 """The cue cache: each (voice, speech settings, text) is synthesised once and kept on disk.
 
-Files live in `$XDG_CACHE_HOME/backstretch/cues/<voice>-<key>/<hash of text>.wav`,
+Files live in `$XDG_CACHE_HOME/backstretch/cues/<voice>-<key>/<hash of text>.<sum>.wav`,
 where the key covers the voice files, the speech settings and the piper version:
 changing any of them starts a new folder, and nothing else is invalidated
 (volume and the device rate are applied at playback, so they are not in the key).
-A damaged cache file is synthesised again.
+`<sum>` is the SHA-256 of the file's own bytes, checked whenever a cue is loaded: a
+file cut short, cut to its header or with a changed header (a rate of 1000 Hz makes a
+cue last 40 s) is logged, synthesised again and replaced.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from assistant.errors import AudioFileError
 from assistant.pcm import Audio
 from assistant.speak.tts import Synthesizer
-from assistant.speak.wav import read_wav, write_wav
+from assistant.speak.wav import decode_wav, encode_wav, write_wav
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +56,17 @@ class CueCache:
         self.hits = 0  # served from memory or disk
         self.misses = 0  # synthesised
 
-    def path_for(self, text: str) -> Path:
-        return self.dir / (hashlib.sha256(text.encode()).hexdigest()[:32] + ".wav")
+    def _stem(self, text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def files_for(self, text: str) -> list[Path]:
+        """The files kept for `text` (normally one; verified only when loaded)."""
+        return sorted(self.dir.glob(self._stem(text) + ".*.wav"))
 
     def has(self, text: str) -> bool:
-        return text in self._memory or self.path_for(text).is_file()
+        """Whether `text` is cached, in memory or in a file that passes its check."""
+        with self._lock:
+            return text in self._memory or self._load(text) is not None
 
     def get(self, text: str) -> Audio:
         """The audio for `text`, synthesising and storing it on a miss."""
@@ -96,25 +104,55 @@ class CueCache:
 
     def _get(self, text: str) -> Audio:
         audio = self._memory.get(text)
+        if audio is None:
+            audio = self._load(text)
         if audio is not None:
             self.hits += 1
             return audio
-        path = self.path_for(text)
-        if path.is_file():
-            try:
-                audio = read_wav(path)
-                self.hits += 1
-            except AudioFileError as exc:
-                log.warning("damaged cache file, synthesising again: %s", exc)
-        if audio is None:
-            audio = self.synth.synthesize(text)
-            self.misses += 1
-            try:
-                write_wav(path, audio)
-            except AudioFileError as exc:
-                log.warning("cannot keep a cue in the cache: %s", exc)
+        audio = self.synth.synthesize(text)
+        self.misses += 1
         self._memory[text] = audio
+        self._store(text, audio)
         return audio
+
+    def _load(self, text: str) -> Audio | None:
+        """The cue for `text` from its file, if that passes its check (into memory too)."""
+        for path in self.files_for(text):
+            try:
+                blob = path.read_bytes()
+            except OSError as exc:
+                log.warning("cannot read cached cue %s (%s); synthesising it again", path, exc.strerror)
+                continue
+            if hashlib.sha256(blob).hexdigest()[:16] != path.name.split(".")[1]:
+                log.warning("damaged cached cue %s (cut short or altered); synthesising it again", path)
+                continue
+            try:
+                audio = decode_wav(blob, str(path))
+            except AudioFileError as exc:  # a file written whole, but not by us
+                log.warning("damaged cached cue, synthesising it again: %s", exc)
+                continue
+            if audio.rate_hz != self.synth.rate_hz:
+                log.warning(
+                    "cached cue %s is at %d Hz, not the voice's; synthesising it again", path, audio.rate_hz
+                )
+                continue
+            self._memory[text] = audio
+            return audio
+        return None
+
+    def _store(self, text: str, audio: Audio) -> None:
+        """Keep `audio` as `<stem>.<sum>.wav`, and drop any other file for the text (a
+        damaged one, or one from before files carried their sum)."""
+        stem = self._stem(text)
+        path = self.dir / f"{stem}.{hashlib.sha256(encode_wav(audio)).hexdigest()[:16]}.wav"
+        try:
+            write_wav(path, audio)
+        except AudioFileError as exc:
+            log.warning("cannot keep a cue in the cache: %s", exc)
+            return
+        for old in self.dir.glob(stem + ".*"):
+            if old != path:
+                old.unlink(missing_ok=True)
 
     def duration_s(self, text: str) -> float:
         return self.get(text).duration_s

@@ -113,7 +113,12 @@ def find_all() -> list[VoiceInfo]:
 def resolve(name: str) -> VoiceInfo:
     """The voice a configured `voice.name` means: a path to an .onnx file, or a voice name."""
     if name.endswith(".onnx") or os.sep in name:
-        return read_info(Path(name).expanduser(), "configuration")
+        model = Path(name).expanduser()
+        if model.is_dir():
+            raise VoiceError(
+                f"voice {model} is a folder; voice.name takes a voice name or the path of its .onnx file"
+            )
+        return read_info(model, "configuration")
     for info in find_all():
         if info.name == name:
             return info

@@ -4,6 +4,7 @@ float in (channels averaged, as mono int16); mono 16-bit out, written atomically
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import struct
@@ -18,26 +19,38 @@ from assistant.pcm import Audio, Samples
 log = logging.getLogger(__name__)
 
 
-def write_wav(path: Path, audio: Audio) -> None:
-    """Write mono 16-bit WAV atomically (a temp file renamed into place)."""
+def encode_wav(audio: Audio) -> bytes:
+    """Mono 16-bit WAV bytes: the header and the samples."""
     data = audio.samples.astype("<i2").tobytes()
     header = struct.pack(
         "<4sI4s4sIHHIIHH4sI",
         b"RIFF", 36 + len(data), b"WAVE", b"fmt ", 16, 1, 1,
         audio.rate_hz, audio.rate_hz * 2, 2, 16, b"data", len(data),
     )  # fmt: skip
+    return header + data
+
+
+def write_wav(path: Path, audio: Audio) -> None:
+    """Write mono 16-bit WAV atomically (a temp file renamed into place); a failed write
+    (a full disk) leaves neither the file nor the temp file."""
+    blob = encode_wav(audio)
+    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as out:
-            out.write(header)
-            out.write(data)
+            out.write(blob)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; audio the user asked for is not
         os.replace(tmp, path)
     except OSError as exc:
         raise AudioFileError(f"{path}: cannot write the WAV file ({exc.strerror}); check the path") from exc
+    finally:
+        if tmp is not None and os.path.lexists(tmp):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
+MIN_RATE_HZ, MAX_RATE_HZ = 1000, 384_000  # what any recording or device uses
 _FORMATS = {(1, 16): "<i2", (1, 24): "i24", (1, 32): "<i4", (3, 32): "<f4", (0xFFFE, 16): "<i2",
             (0xFFFE, 24): "i24", (0xFFFE, 32): "<i4"}  # fmt: skip
 
@@ -48,11 +61,16 @@ def read_wav(path: Path) -> Audio:
         blob = path.read_bytes()
     except OSError as exc:
         raise AudioFileError(f"{path}: cannot read it ({exc.strerror}); check the path") from exc
+    return decode_wav(blob, str(path))
+
+
+def decode_wav(blob: bytes, name: str) -> Audio:
+    """The WAV file `blob` as mono int16 at its own rate; `name` is what errors call it."""
     try:
         return _parse_wav(blob)
     except (ValueError, struct.error) as exc:
         raise AudioFileError(
-            f"{path}: not a readable WAV file ({exc}); use 16- or 32-bit PCM or 32-bit float WAV"
+            f"{name}: not a readable WAV file ({exc}); use 16- or 32-bit PCM or 32-bit float WAV"
         ) from exc
 
 
@@ -74,7 +92,7 @@ def _parse_wav(blob: bytes) -> Audio:
         raise ValueError("no fmt or data chunk")
     tag, channels, rate, _, _, bits = fmt
     kind = _FORMATS.get((tag, bits))
-    if kind is None or channels < 1 or rate < 1000:
+    if kind is None or channels < 1 or not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
         raise ValueError(f"unsupported format tag {tag}, {bits} bits, {channels} channels, {rate} Hz")
     width = bits // 8
     frames = len(data) // (width * channels)
@@ -86,7 +104,10 @@ def _parse_wav(blob: bytes) -> Audio:
         values = ((raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16)) << 8) >> 8
         floats = values.astype(np.float64) / 8388608.0
     elif kind == "<f4":
-        floats = np.frombuffer(data, "<f4").astype(np.float64)
+        # NaN and infinity are no sound: silence and full scale, not a cast warning.
+        floats = np.nan_to_num(
+            np.frombuffer(data, "<f4").astype(np.float64), nan=0.0, posinf=1.0, neginf=-1.0
+        )
     else:
         floats = np.frombuffer(data, kind).astype(np.float64) / (2 ** (bits - 1))
     mono = floats.reshape(frames, channels).mean(axis=1)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import os
 import socket
 import stat
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +34,7 @@ class Files:
         self.prefix = prefix
         self.bodies: dict[str, bytes] = {}
         self.cut_short: set[str] = set()  # announced with a larger Content-Length than is sent
+        self.drip: dict[str, tuple[int, float]] = {}  # sent `bytes` at a time, every `seconds`
         self.requests: list[str] = []
 
     def serve(self, path: str, body: bytes, cut_short: bool = False) -> str:
@@ -59,7 +62,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         extra = 1000 if self.path in files.cut_short else 0
         self.send_header("Content-Length", str(len(body) + extra))
         self.end_headers()
-        self.wfile.write(body)  # HTTP/1.0: the connection closes after this, short or not
+        drip = files.drip.get(self.path)
+        if drip is None:
+            self.wfile.write(body)  # HTTP/1.0: the connection closes after this, short or not
+            return
+        piece, every_s = drip
+        try:
+            for i in range(0, len(body), piece):
+                self.wfile.write(body[i : i + piece])
+                self.wfile.flush()
+                time.sleep(every_s)  # a slow server, in real time: the client's clock is the subject
+        except OSError:
+            pass  # the client gave up
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -336,3 +350,98 @@ def test_terminal_progress_counts_cues() -> None:
     bar.advance(59)
     bar.finish()
     assert out.getvalue() == "preparing cues: started (59 cues)\npreparing cues: done, 59 cues\n"
+
+
+# -- slow servers, things in the way, archives that expand too far -----------------
+
+
+def test_a_server_that_drips_is_given_up(files: Files, tmp_path: Path) -> None:
+    url = files.serve("/slow.onnx", BODY)
+    files.drip[files.prefix + "/slow.onnx"] = (1, 0.02)  # 50 bytes a second, never a timeout
+    limits = download.Limits(min_rate_bps=2000, window_s=0.3)
+    started = time.monotonic()
+    with pytest.raises(
+        DownloadError, match=r"slow\.onnx: slower than 2 kB/s for 0\.3 s \(\d+ of 256000 bytes\)"
+    ):
+        download.fetch(url, tmp_path / "slow.onnx", sha(BODY), timeout_s=5, limits=limits)
+    assert time.monotonic() - started < 5
+    assert leftovers(tmp_path) == []
+
+
+def test_a_download_past_its_deadline_is_given_up(files: Files, tmp_path: Path) -> None:
+    url = files.serve("/long.onnx", BODY)
+    files.drip[files.prefix + "/long.onnx"] = (4096, 0.02)  # steady, but 1.25 s in all
+    limits = download.Limits(deadline_s=0.3, min_rate_bps=1)
+    with pytest.raises(
+        DownloadError, match=r"long\.onnx: not done within 0\.3 s \(\d+ of 256000 bytes\); check"
+    ):
+        download.fetch(url, tmp_path / "long.onnx", sha(BODY), timeout_s=5, limits=limits)
+    assert leftovers(tmp_path) == []
+
+
+def test_default_limits() -> None:
+    assert download.Limits() == download.Limits(deadline_s=3600.0, min_rate_bps=4096.0, window_s=30.0)
+
+
+def test_a_folder_where_a_voice_goes(files: Files, tmp_path: Path) -> None:
+    model, config = b"onnx" * 50_000, b'{"audio": {"sample_rate": 22050}}'
+    pins = {
+        "voice.onnx": (files.serve("/voice.onnx", model), sha(model), len(model)),
+        "voice.onnx.json": (files.serve("/voice.onnx.json", config), sha(config), len(config)),
+    }
+    target = tmp_path / "voices"
+    (target / "voice.onnx").mkdir(parents=True)
+    with pytest.raises(DownloadError, match=r"voices/voice\.onnx: a folder is in the way; move it away"):
+        download.install_files(pins, target)
+    assert leftovers(target) == ["voice.onnx"] and files.requests == []  # nothing fetched, no .part
+    with pytest.raises(DownloadError, match=r"voice\.onnx: a folder is in the way"):
+        download.fetch(pins["voice.onnx"][0], target / "voice.onnx", sha(model))
+    (target / "voice.onnx").rmdir()
+    (target / "voice.onnx.json.part").mkdir()
+    with pytest.raises(DownloadError, match=r"voice\.onnx\.json\.part: a folder is in the way"):
+        download.install_files(pins, target)
+
+
+def bomb_zip(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("model/zeros", bytes(20_000_000))  # 20 MB from about 20 kB
+    return path
+
+
+@pytest.mark.parametrize(
+    ("build", "limits", "problem"),
+    [
+        (bomb_zip, {}, r"expands \d+ times its size \(over 50\)"),
+        (
+            lambda p: make_zip(p, {"model/a": os.urandom(600_000), "model/b": os.urandom(600_000)}),
+            {"MAX_UNPACKED_BYTES": 1_000_000},
+            r"unpacks to 1\.2 MB, over 1\.0 MB",
+        ),
+        (
+            lambda p: make_zip(p, {f"model/{i}": b"x" for i in range(11)}),
+            {"MAX_MEMBERS": 10},
+            "11 files, over 10",
+        ),
+    ],
+    ids=["ratio", "size", "members"],
+)
+def test_an_archive_that_unpacks_to_too_much_is_refused(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    build: Callable[[Path], Path],
+    limits: dict[str, int],
+    problem: str,
+) -> None:
+    for name, value in limits.items():  # small limits, so the test writes little
+        monkeypatch.setattr(download, name, value)
+    archive = build(tmp_path / "x.zip")
+    with pytest.raises(
+        DownloadError, match=rf"x\.zip: {problem}; the archive is unsafe, nothing was installed"
+    ):
+        download.install_zip(archive, tmp_path / "models" / "vosk")
+    assert leftovers(tmp_path / "models") == []
+
+
+def test_the_limits_are_far_above_the_model() -> None:
+    # vosk-model-small-en-us-0.15: a 40 MB zip that unpacks to 68 MB in 30 files.
+    assert download.MAX_UNPACKED_BYTES >= 10 * 68_000_000 and download.MAX_MEMBERS >= 100

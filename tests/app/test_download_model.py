@@ -156,6 +156,20 @@ def test_an_archive_without_the_expected_folder_is_refused(server: Server, tmp_p
     assert list((tmp_path / "models").iterdir()) == []
 
 
+def test_a_mirror_of_the_models(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$BACKSTRETCH_MODELS_URL replaces where the zip comes from; the pin stays."""
+    data = model_zip()
+    (server.root / "mirror").mkdir()
+    (server.root / "mirror" / f"{NAME}.zip").write_bytes(data)
+    entry = ModelEntry(NAME, f"https://models.invalid/vosk/{NAME}.zip", hashlib.sha256(data).hexdigest())
+    monkeypatch.setenv("BACKSTRETCH_MODELS_URL", f"http://127.0.0.1:{server.httpd.server_address[1]}/mirror/")
+    installed = download_model(entry, tmp_path / "models", NullProgress())
+    assert (installed / "am" / "final.mdl").read_bytes() == LAYOUT["am/final.mdl"]
+    wrong = replace(entry, sha256=hashlib.sha256(b"another model").hexdigest())
+    with pytest.raises(DownloadError, match=r"/mirror/vosk-model-small-en-us-0\.15\.zip: checksum mismatch"):
+        download_model(wrong, tmp_path / "models2", NullProgress())
+
+
 def test_an_interrupted_download_then_a_clean_retry(server: Server, tmp_path: Path) -> None:
     data = model_zip(extra={f"{NAME}/graph/big": bytes(range(256)) * 2000})
     entry = server.publish("model.zip", data)

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 import pytest
 
 from assistant.app import offline
+from assistant.app.cli import main
 from assistant.coach.dialogue import Dialogue
 from assistant.coach.intents import IntentSet
 from assistant.coach.routine import Routine
@@ -30,11 +34,22 @@ def test_parse_times_and_comments(lang: IntentSet) -> None:
         ("0 start\nsoon pause\n", r"s\.txt:2: expected 'SECONDS TEXT'"),
         ("10 start\n5 pause\n", r"s\.txt:2: time 5 s comes before the line above \(10 s\)"),
         ("0 make me a sandwich\n", r"s\.txt:1: 'make me a sandwich' is no command"),
+        # Times are parsed strictly: seconds under 60 in m:ss, digits only, a bounded length.
+        ("1:75 start back stretch\n", r"^s\.txt:1: time '1:75': the seconds of m:ss must be 00 to 59; write"),
+        ("1:5 start back stretch\n", r"^s\.txt:1: time '1:5': the seconds of m:ss must be two digits"),
+        ("1e9 pause\n", r"^s\.txt:1: time '1e9' is no number of seconds; write SECONDS as 12\.5 or m:ss"),
+        ("-5 pause\n", r"^s\.txt:1: time '-5' is no number of seconds"),
+        ("1:2:3 pause\n", r"^s\.txt:1: time '1:2:3' is no number of seconds"),
+        ("١٢ pause\n", r"^s\.txt:1: time '١٢' is no number of seconds"),
+        ("9" * 5000 + " pause\n", r"^s\.txt:1: time '9999999999\S*' has over 9 digits; write SECONDS"),
+        ("9" * 5000 + ":00 pause\n", r"^s\.txt:1: time '9999999999\S*' has over 9 digits"),
+        ("1." + "9" * 5000 + " pause\n", r"^s\.txt:1: time '1\.999999999\S*' has over 9 digits"),
     ],
 )
 def test_malformed_scripts(lang: IntentSet, text: str, message: str) -> None:
-    with pytest.raises(ScriptError, match=message):
+    with pytest.raises(ScriptError, match=message) as caught:
         offline.parse(text, "s.txt", lang)
+    assert len(str(caught.value)) < 200
 
 
 def _traced_lines(lang: IntentSet, knee_hug: Routine, pairs: int) -> int:
@@ -65,3 +80,44 @@ def test_a_long_script_takes_linear_work(lang: IntentSet, knee_hug: Routine) -> 
     lines must take about four times the work, not sixteen."""
     small, large = _traced_lines(lang, knee_hug, 150), _traced_lines(lang, knee_hug, 600)
     assert large < 5 * small
+
+
+def test_times_in_every_form(lang: IntentSet) -> None:
+    text = "0 start\n1. pause\n2.25 resume\n0:59 pause\n1:00.5 resume\n12:05 stop\n"
+    assert [u.t for u in offline.parse(text, "s.txt", lang)] == [0.0, 1.0, 2.25, 59.0, 60.5, 725.0]
+
+
+def test_huge_numbers_are_no_command(lang: IntentSet) -> None:
+    assert lang.match("9" * 5000) is None
+    assert lang.match("start back stretch " + "1" * 4301) is None
+    assert lang.match("start back stretch 007") is None
+
+
+def test_huge_number_typed_into_a_live_session(tmp_path: Path) -> None:
+    """`run --text`: a line of 5,000 digits is no command; the session goes on."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state")}
+    typed = "start back stretch\n" + "9" * 5000 + "\nhold on\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "assistant", "run", "--text", "--mute", "--quiet"],
+        input=typed, capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "is no command" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["run", "--in", "", "--mute"], "--in"),
+        (["run", "--script", " ", "--mute"], "--script"),
+        (["run", "--script", "s.txt", "--out", ""], "--out"),
+        (["run", "--script", "s.txt", "--mute", "--timeline", ""], "--timeline"),
+        (["--config", "", "config"], "--config"),
+    ],
+)
+def test_an_empty_file_name_is_named(
+    capsys: pytest.CaptureFixture[str], argv: list[str], option: str
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"backstretch: {option}: the file name is empty; give the path of a file\n"

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from assistant.app import settings
+from assistant.app.cli import main
 from assistant.coach import routine
 from assistant.errors import ConfigError
 
@@ -65,6 +66,16 @@ def test_describe_names_every_source(tmp_path: Path) -> None:
         ("verbosity: chatty\n", r"c\.yaml:1: verbosity: expected one of detailed, brief, counts"),
         ("sets: true\n", r"c\.yaml:1: sets: expected a whole number, got a boolean"),
         ("volume: [0.5\n", r"c\.yaml:\d: broken YAML"),
+        (
+            "stt:\n  wake_word: '!!!'\n",
+            r"c\.yaml:2: stt\.wake_word: has no word in it \('!!!'\); leave it empty",
+        ),
+        ("stt:\n  wake_word: ''\n", r"c\.yaml:2: stt\.wake_word: has no word in it"),
+        (
+            "stt:\n  wake_word: " + "a" * 200 + "\n",
+            r"c\.yaml:2: stt\.wake_word: too long: at most 3 words and 30",
+        ),
+        ("stt:\n  wake_word: hey there my coach\n", r"c\.yaml:2: stt\.wake_word: too long: at most 3 words"),
     ],
 )
 def test_bad_configuration(tmp_path: Path, text: str, message: str) -> None:
@@ -77,3 +88,32 @@ def test_bad_configuration(tmp_path: Path, text: str, message: str) -> None:
 def test_named_file_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         settings.load(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: &a [*a]\n",
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+        ),
+        "volume: !!python/name:os.system\n",
+        "a: " + "{b: " * 3000 + "1" + "}" * 3000 + "\n",
+    ],
+    ids=["self-alias", "billion-laughs", "python-tag", "3000-levels"],
+)
+def test_hostile_configuration_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    assert main(["--config", str(path), "config"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"backstretch: {path}:") and err.count("\n") == 1
+
+
+def test_a_wake_word_is_kept_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("stt:\n  wake_word: Hey, coach\n")
+    assert settings.load(path).wake_word == "Hey, coach"

@@ -213,15 +213,15 @@ def test_the_bundled_responses_are_exactly_the_replies(lang: IntentSet) -> None:
         (
             "rep {rep}.",
             "rep {repetition}.",
-            r"responses\.\w+: unknown placeholder \{repetition\}; this reply fills",
+            r"responses\.\w+: bad placeholder '\{repetition\}'; known placeholders here: \{rep\}",
         ),
         (
             '"Moving on."',
             '"Moving on, {side}."',
-            r"responses\.skip: unknown placeholder \{side\}; this reply fills none",
+            r"responses\.skip: bad placeholder '\{side\}'; known placeholders here: none",
         ),
-        ("rep {rep}.", "rep {rep:>3}.", r"write the placeholder \{rep\} plain"),
-        ("rep {rep}.", "rep {rep.", r"responses\.\w+: bad placeholder"),
+        ("rep {rep}.", "rep {rep:>3}.", r"responses\.\w+: bad placeholder '\{rep:>3\}'"),
+        ("rep {rep}.", "rep {rep.", r"responses\.\w+: a brace that is no placeholder"),
     ],
 )
 def test_a_response_the_dialogue_cannot_fill_is_an_error(old: str, new: str, message: str) -> None:
@@ -236,3 +236,29 @@ def test_errors_name_the_line() -> None:
     )
     with pytest.raises(ConfigError, match=rf"^en\.yaml:{line}: responses\.skip: "):
         intents.from_doc(doc)
+
+
+@pytest.mark.parametrize(
+    ("response", "message"),
+    [
+        (
+            "resuming: 'Set {set.__class__.__mro__}'",
+            r"responses\.resuming: bad placeholder '\{set\.__class__",
+        ),
+        ("resuming: '{side:>100000000}'", r"responses\.resuming: bad placeholder"),
+        ("paused: 'Paused, {minutes} left'", r"responses\.paused: bad placeholder '\{minutes\}'; known"),
+        ("slower: 'In {inhale}, out {exhale}, {side}'", r"responses\.slower: bad placeholder '\{side\}'"),
+        ("skip: 'Moving {'", r"responses\.skip: a brace that is no placeholder"),
+    ],
+)
+def test_responses_take_only_their_placeholders(response: str, message: str) -> None:
+    head, _, responses = intents.default_path().read_text(encoding="utf-8").partition("\nresponses:\n")
+    key = response.split(":")[0]
+    lines = [f"  {response}" if line.startswith(f"  {key}:") else line for line in responses.splitlines()]
+    with pytest.raises(ConfigError, match=message):
+        intents.from_doc(_doc(head + "\nresponses:\n" + "\n".join(lines)))
+
+
+def test_responses_are_filled(lang: IntentSet) -> None:
+    said = lang.say("resuming", set="two", side="right", rep="seven")
+    assert said == "Resuming: set two, right leg, rep seven."

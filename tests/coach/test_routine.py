@@ -5,7 +5,8 @@ import pytest
 
 from assistant.coach import routine
 from assistant.coach.cues import step_text
-from assistant.coach.dialogue import foreseeable_texts
+from assistant.coach.dialogue import Dialogue, foreseeable_texts, simulate
+from assistant.coach.events import Say
 from assistant.coach.intents import IntentSet
 from assistant.coach.routine import VERBOSITIES, Routine, StepKind, plan
 from assistant.errors import ConfigError
@@ -95,6 +96,19 @@ def test_user_routine_overrides_only_what_it_sets(tmp_path: Path) -> None:
         ("first_side: middle\n", r"first_side: expected one of left, right"),
         ("pace:\n  inhale: 3\n", r"mine\.yaml:2: pace\.inhale: unknown key"),
         ("cues:\n  exhale:\n    short: 'Out {rep}'\n", r"mine\.yaml:3: cues\.exhale\.short: bad placeholder"),
+        # Routine text is no format string: only the documented {name}, nothing evaluated.
+        ("cues:\n  setup: '{side.foo}'\n", r"mine\.yaml:2: cues\.setup: bad placeholder '\{side\.foo\}'"),
+        ("cues:\n  setup: '{side:>100000000}'\n", r"cues\.setup: bad placeholder '\{side:>100000000\}'"),
+        ("cues:\n  setup: '{side.__class__.__mro__}'\n", r"cues\.setup: bad placeholder"),
+        ("cues:\n  setup: '{side[0]}'\n", r"cues\.setup: bad placeholder"),
+        ("cues:\n  setup: '{side!r}'\n", r"cues\.setup: bad placeholder"),
+        ("cues:\n  setup: '{0}'\n", r"cues\.setup: bad placeholder '\{0\}'"),
+        ("cues:\n  setup: '{}'\n", r"cues\.setup: bad placeholder '\{\}'"),
+        ("cues:\n  setup: 'left {side'\n", r"cues\.setup: a brace that is no placeholder"),
+        ("cues:\n  setup: 'done }'\n", r"cues\.setup: a brace that is no placeholder"),
+        # Each text only has the placeholders its moment fills (the summary has no leg).
+        ("cues:\n  setup: 'You did {done}'\n", r"cues\.setup: bad placeholder '\{done\}'; known"),
+        ("cues:\n  finished: 'Done, {side}'\n", r"cues\.finished: bad placeholder '\{side\}'"),
         ("reps: [\n", r"mine\.yaml:\d+: broken YAML"),
         ("coaching:\n  form_at_reps: [2, x]\n", r"coaching\.form_at_reps\[1\]: expected a rep number"),
     ],
@@ -104,3 +118,13 @@ def test_bad_routine_files(tmp_path: Path, text: str, message: str) -> None:
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         routine.load(path)
+
+
+def test_placeholders_are_filled_by_name_only(knee_hug: Routine, lang: IntentSet) -> None:
+    assert routine.fill("Hold your {side} knee, {side}.", {"side": "left"}) == "Hold your left knee, left."
+    assert routine.fill("{count}.", {"count": "{side}"}) == "{side}."  # a value is not read again
+    mine = replace(knee_hug, cues={**knee_hug.cues, "finished": "{done} of {total}, {sets} sets of {reps}."})
+    start = lang.match("start")
+    assert start is not None
+    says = [a for a in simulate(Dialogue(mine, lang), [(0.0, start)]) if isinstance(a, Say)]
+    assert says[-1].text == "one hundred twenty of one hundred twenty, three sets of twenty."

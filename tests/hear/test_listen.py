@@ -18,9 +18,11 @@ from assistant.app.cli import main
 from assistant.coach.events import Say, SayKind
 from assistant.coach.intents import IntentSet
 from assistant.coach.track import SpeechTrack
+from assistant.errors import RecognizerError
 from assistant.hear.capture import CHUNK_FRAMES, Chunk, wav_chunks
 from assistant.hear.listen import TAIL_S, Listener
 from assistant.hear.recognizer import Complete, Hypothesis
+from assistant.hear.sphinx_engine import SphinxRecognizer
 from assistant.pcm import Audio
 from assistant.speak import voices
 from assistant.speak.tts import SpeechSettings, Synthesizer
@@ -39,6 +41,9 @@ class Scripted:
     def set_phrases(self, phrases: Sequence[str], complete: Complete | None = None) -> None:
         self.phrases = list(phrases)
         self.complete = complete
+
+    def knows(self, word: str) -> bool:
+        return True
 
     def feed(self, samples: np.ndarray, end_s: float) -> list[Hypothesis]:
         due = [h for h in self.pending if h.final_s <= end_s]
@@ -215,3 +220,54 @@ def test_unreadable_in_file_is_exit_2(home: Path, capsys: pytest.CaptureFixture[
     assert main(["run", "--in", str(bad), "--mute"]) == 2
     err = capsys.readouterr().err
     assert "bad.wav: not a readable WAV file" in err and err.count("\n") == 1
+
+
+# -- the wake word must be something the recogniser can hear ----------------------
+
+
+@pytest.fixture(scope="module")
+def sphinx(lang: IntentSet) -> SphinxRecognizer:
+    return SphinxRecognizer(lang.phrases())
+
+
+@pytest.mark.parametrize(
+    ("wake", "message"),
+    [
+        ("xyzzyq", r"^stt\.wake_word 'xyzzyq': pocketsphinx cannot hear 'xyzzyq' \(not in its dictionary\)"),
+        ("coach zqxj", r"^stt\.wake_word 'coach zqxj': pocketsphinx cannot hear 'zqxj'"),
+        ("!!!", r"^stt\.wake_word '!!!' has no word in it"),
+    ],
+)
+def test_a_wake_word_the_recogniser_cannot_hear_is_refused(
+    sphinx: SphinxRecognizer,
+    lang: IntentSet,
+    caplog: pytest.LogCaptureFixture,
+    wake: str,
+    message: str,
+) -> None:
+    with pytest.raises(RecognizerError, match=message) as caught:
+        Listener(sphinx, lang, wake_word=wake)
+    assert "\n" not in str(caught.value)
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []  # not one per phrase
+
+
+def test_a_known_wake_word_keeps_every_phrase(
+    sphinx: SphinxRecognizer, lang: IntentSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    Listener(sphinx, lang, wake_word="Computer")
+    assert len(sphinx._phrases) == len(lang.phrases())
+    assert all(words[0] == "computer" for words in sphinx._phrases)
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []
+    sphinx.set_phrases(lang.phrases())
+
+
+def test_run_with_an_unknown_wake_word_is_exit_2(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (home / "c.yaml").write_text("stt:\n  engine: pocketsphinx\n  wake_word: xyzzyq\n")
+    wav = home / "quiet.wav"
+    write_wav(wav, Audio(np.zeros(16000, np.int16), 16000))
+    assert main(["--config", str(home / "c.yaml"), "run", "--in", str(wav), "--mute", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("backstretch: stt.wake_word 'xyzzyq': pocketsphinx cannot hear")
+        and err.count("\n") == 1
+    )

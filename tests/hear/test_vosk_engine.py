@@ -25,8 +25,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from assistant.errors import ModelError
+from assistant.coach.intents import IntentSet
+from assistant.errors import ModelError, RecognizerError
 from assistant.hear import vosk_engine
+from assistant.hear.listen import Listener
 from assistant.hear.recognizer import Hypothesis
 from assistant.hear.vosk_engine import COMMAND_ENDPOINT, EndpointRules, VoskModel, VoskRecognizer
 from assistant.pcm import RATE_HZ, resample
@@ -342,3 +344,10 @@ def test_tuned_endpointing_answers_sooner(tuned: VoskModel, untuned: VoskModel, 
     )
     assert statistics.median(slow) - statistics.median(fast) > 0.15
     assert sum(fast) < sum(slow)
+
+
+def test_a_wake_word_the_model_lacks_is_refused(tuned: VoskModel, lang: IntentSet) -> None:
+    rec = VoskRecognizer(tuned, KO_WORDS)
+    assert rec.knows("시작") and not rec.knows("coach")
+    with pytest.raises(RecognizerError, match=r"^stt\.wake_word 'coach': vosk cannot hear 'coach' \(not in"):
+        Listener(rec, lang, wake_word="coach")

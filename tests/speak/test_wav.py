@@ -30,7 +30,8 @@ def test_roundtrip_16_bit(tmp_path: Path) -> None:
 
 
 def _write_raw(path: Path, tag: int, channels: int, rate: int, bits: int, data: bytes) -> None:
-    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * channels * bits // 8, channels * bits // 8, bits)
+    byte_rate = rate * channels * bits // 8 & 0xFFFFFFFF  # as a 32-bit header field holds it
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, byte_rate, channels * bits // 8, bits)
     body = (
         b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
     )
@@ -68,3 +69,26 @@ def test_8_bit_is_refused(tmp_path: Path) -> None:
     _write_raw(tmp_path / "u8.wav", 1, 1, 8000, 8, bytes(100))
     with pytest.raises(AudioFileError, match="unsupported format"):
         read_wav(tmp_path / "u8.wav")
+
+
+@pytest.mark.parametrize("rate", [4_294_967_295, 384_001, 999])
+def test_absurd_rates_are_refused(tmp_path: Path, rate: int) -> None:
+    _write_raw(tmp_path / "r.wav", 1, 1, rate, 16, bytes(100))
+    with pytest.raises(
+        AudioFileError, match=rf"r\.wav: not a readable WAV file \(unsupported .* {rate} Hz\)"
+    ):
+        read_wav(tmp_path / "r.wav")
+
+
+@pytest.mark.parametrize("rate", [1000, 384_000])
+def test_rates_at_the_bounds_are_read(tmp_path: Path, rate: int) -> None:
+    _write_raw(tmp_path / "r.wav", 1, 1, rate, 16, bytes(100))
+    assert read_wav(tmp_path / "r.wav").rate_hz == rate
+
+
+def test_nan_and_infinity_in_a_float_wav(tmp_path: Path) -> None:
+    """Warnings are errors in the tests: a numpy cast warning fails this."""
+    values = np.array([np.nan, np.inf, -np.inf, 0.5, np.nan, 0.25], dtype="<f4")
+    _write_raw(tmp_path / "n.wav", 3, 2, 16000, 32, values.tobytes())
+    # NaN is silence, infinity full scale: (0 + 1) / 2, (-1 + 0.5) / 2, (0 + 0.25) / 2
+    assert read_wav(tmp_path / "n.wav").samples.tolist() == [16384, -8192, 4096]
