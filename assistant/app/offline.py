@@ -3,7 +3,8 @@
 A script has lines `SECONDS TEXT`, "at that session time the user says TEXT".
 Blank lines and lines starting with `#` are ignored. SECONDS is a number
 (`12.5`) or minutes and seconds (`1:30`, seconds 00 to 59), in plain digits, at
-most `TIME_DIGITS` before the point and after it. Every TEXT must be a command.
+most `TIME_DIGITS` before the point and after it, and at most a day (`MAX_SCRIPT_S`).
+Every TEXT must be a command.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 _LINE = re.compile(r"^\s*(\S+)\s+(\S.*?)\s*$")
 # ASCII digits only (\d takes any script's), and few of them: int() refuses over 4,300.
 TIME_DIGITS = 9
+MAX_SCRIPT_S = 24 * 3600.0  # a session lasts hours, not years (and a WAV holds about 27 h)
 _TIME = re.compile(r"(?:([0-9]+):)?([0-9]+)(?:\.([0-9]*))?")
 
 
@@ -47,7 +49,10 @@ def parse_time(text: str) -> float:
         raise ValueError(f"time {text!r}: the seconds of m:ss must be two digits")
     if minutes is not None and int(whole) >= 60:
         raise ValueError(f"time {text!r}: the seconds of m:ss must be 00 to 59")
-    return int(minutes or 0) * 60 + float(f"{whole}.{fraction or 0}")
+    seconds = int(minutes or 0) * 60 + float(f"{whole}.{fraction or 0}")
+    if seconds > MAX_SCRIPT_S:
+        raise ValueError(f"time {text[:20]!r} is over {MAX_SCRIPT_S / 3600:g} hours into a session")
+    return seconds
 
 
 def parse(text: str, name: str, intents: IntentSet) -> list[Utterance]:

@@ -82,6 +82,14 @@ def test_a_long_script_takes_linear_work(lang: IntentSet, knee_hug: Routine) -> 
     assert large < 5 * small
 
 
+@pytest.mark.parametrize("when", ["100000", "86400.5", "1440:01", "999999999"])
+def test_times_beyond_a_day_are_refused(lang: IntentSet, when: str) -> None:
+    """A line at 100,000 s took 9 GB with --out, then crashed; a session lasts hours."""
+    with pytest.raises(ScriptError, match=rf"s\.txt:2: time '{when}' is over 24 hours into a session"):
+        offline.parse(f"0 start\n{when} stop\n", "s.txt", lang)
+    assert offline.parse("0 start\n86400 stop\n", "s.txt", lang)[-1].t == 86400.0
+
+
 def test_times_in_every_form(lang: IntentSet) -> None:
     text = "0 start\n1. pause\n2.25 resume\n0:59 pause\n1:00.5 resume\n12:05 stop\n"
     assert [u.t for u in offline.parse(text, "s.txt", lang)] == [0.0, 1.0, 2.25, 59.0, 60.5, 725.0]
