@@ -7,6 +7,7 @@ that does not take 16 kHz is opened at its own rate and resampled on the fly.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -17,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from assistant.pcm import RATE_HZ, Samples, resample
+from assistant.pcm import RATE_HZ, Samples
 from assistant.speak.devices import open_stream
-from assistant.speak.wav import read_wav
+from assistant.speak.wav import stream_wav
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,31 @@ class Chunk:
 
 
 def wav_chunks(path: Path) -> Iterator[Chunk]:
-    """A WAV file (any rate, channels, 16/24/32-bit or float) as microphone chunks."""
-    audio = resample(read_wav(path), RATE_HZ)
-    log.info("feeding %s: %.1f s", path, audio.duration_s)
-    for start in range(0, len(audio.samples), CHUNK_FRAMES):
-        block = audio.samples[start : start + CHUNK_FRAMES]
-        yield Chunk(block, (start + len(block)) / RATE_HZ)
+    """A WAV file (any rate, channels, 16/24/32-bit or float) as microphone chunks, read
+    and resampled a block at a time, so memory stays flat in the length of the file."""
+    import soxr
+
+    rate, blocks = stream_wav(path)
+    log.info("feeding %s at %d Hz", path, rate)
+    resampler = (
+        None if rate == RATE_HZ else soxr.ResampleStream(rate, RATE_HZ, 1, dtype="float32", quality="HQ")
+    )
+    pending = np.zeros(0, np.int16)
+    fed = 0  # 16 kHz samples handed out
+    for block in itertools.chain(blocks, [None]):
+        if resampler is None:
+            new = block if block is not None else np.zeros(0, np.int16)
+        else:
+            source = (block if block is not None else np.zeros(0, np.int16)).astype(np.float32)
+            out = resampler.resample_chunk(source, last=block is None)
+            new = np.clip(np.rint(out), -32768, 32767).astype(np.int16)
+        pending = np.concatenate([pending, new])
+        whole = len(pending) if block is None else len(pending) - len(pending) % CHUNK_FRAMES
+        for start in range(0, whole, CHUNK_FRAMES):
+            chunk = pending[start : start + CHUNK_FRAMES]
+            fed += len(chunk)
+            yield Chunk(chunk, fed / RATE_HZ)
+        pending = pending[whole:]
 
 
 class Microphone:

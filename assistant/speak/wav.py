@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import io
 import logging
 import os
 import struct
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -55,39 +59,40 @@ _FORMATS = {(1, 16): "<i2", (1, 24): "i24", (1, 32): "<i4", (3, 32): "<f4", (0xF
             (0xFFFE, 24): "i24", (0xFFFE, 32): "<i4"}  # fmt: skip
 
 
-def read_wav(path: Path) -> Audio:
-    """Read a WAV file as mono int16 at its own rate."""
-    try:
-        blob = path.read_bytes()
-    except OSError as exc:
-        raise AudioFileError(f"{path}: cannot read it ({exc.strerror}); check the path") from exc
-    return decode_wav(blob, str(path))
+@dataclass(frozen=True)
+class WavFormat:
+    """What a WAV file's header says: how to read its samples, and where they are."""
+
+    kind: str  # the numpy type of a sample ("i24": 3 little-endian bytes)
+    channels: int
+    rate_hz: int
+    width: int  # bytes per sample
+    data_at: int  # where the samples start in the file
+    frames: int  # whole frames in the file (a size past the end, as streaming recorders write, is cut)
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.width * self.channels
 
 
-def decode_wav(blob: bytes, name: str) -> Audio:
-    """The WAV file `blob` as mono int16 at its own rate; `name` is what errors call it."""
-    try:
-        return _parse_wav(blob)
-    except (ValueError, struct.error) as exc:
-        raise AudioFileError(
-            f"{name}: not a readable WAV file ({exc}); use 16- or 32-bit PCM or 32-bit float WAV"
-        ) from exc
-
-
-def _parse_wav(blob: bytes) -> Audio:
-    if blob[:4] != b"RIFF" or blob[8:12] != b"WAVE":
+def _scan(file: BinaryIO, size: int) -> WavFormat:
+    """Read the chunk headers only (the samples stay on disk): ValueError when it is no WAV
+    this reader takes."""
+    head = file.read(12)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         raise ValueError("no RIFF/WAVE header")
     pos, fmt, data = 12, None, None
-    while pos + 8 <= len(blob):
-        chunk, size = struct.unpack_from("<4sI", blob, pos)
-        body = blob[pos + 8 : pos + 8 + size]
+    while pos + 8 <= size and (fmt is None or data is None):
+        file.seek(pos)
+        chunk, length = struct.unpack("<4sI", file.read(8))
         if chunk == b"fmt ":
+            body = file.read(min(length, 64))
             fmt = struct.unpack_from("<HHIIHH", body)
             if fmt[0] == 0xFFFE and len(body) >= 26:
                 fmt = (struct.unpack_from("<H", body, 24)[0], *fmt[1:])  # the sub-format's tag
         elif chunk == b"data":
-            data = body
-        pos += 8 + size + (size & 1)
+            data = (pos + 8, min(length, size - pos - 8))
+        pos += 8 + length + (length & 1)
     if fmt is None or data is None:
         raise ValueError("no fmt or data chunk")
     tag, channels, rate, _, _, bits = fmt
@@ -95,24 +100,92 @@ def _parse_wav(blob: bytes) -> Audio:
     if kind is None or channels < 1 or not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
         raise ValueError(f"unsupported format tag {tag}, {bits} bits, {channels} channels, {rate} Hz")
     width = bits // 8
-    frames = len(data) // (width * channels)
-    data = data[: frames * width * channels]
-    if kind == "<i2" and channels == 1:  # the common case, without a float copy 4 times its size
-        return Audio(np.frombuffer(data, "<i2").astype(np.int16), rate)
-    if kind == "i24":
+    return WavFormat(kind, channels, rate, width, data[0], data[1] // (width * channels))
+
+
+def _decode(data: bytes, fmt: WavFormat) -> Samples:
+    """Whole frames of `fmt` as mono int16 (channels averaged)."""
+    frames = len(data) // fmt.frame_bytes
+    data = data[: frames * fmt.frame_bytes]
+    if fmt.kind == "<i2" and fmt.channels == 1:  # the common case, without a float copy 4 times its size
+        return np.frombuffer(data, "<i2").astype(np.int16)
+    if fmt.kind == "i24":
         raw = np.frombuffer(data, np.uint8).reshape(-1, 3).astype(np.int32)
         values = ((raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16)) << 8) >> 8
         floats = values.astype(np.float64) / 8388608.0
-    elif kind == "<f4":
+    elif fmt.kind == "<f4":
         # NaN and infinity are no sound: silence and full scale, not a cast warning.
         floats = np.nan_to_num(
             np.frombuffer(data, "<f4").astype(np.float64), nan=0.0, posinf=1.0, neginf=-1.0
         )
     else:
-        floats = np.frombuffer(data, kind).astype(np.float64) / (2 ** (bits - 1))
-    mono = floats.reshape(frames, channels).mean(axis=1)
-    samples = np.clip(np.rint(mono * 32768.0), -32768, 32767).astype(np.int16)
-    return Audio(samples, rate)
+        floats = np.frombuffer(data, fmt.kind).astype(np.float64) / (2 ** (fmt.width * 8 - 1))
+    mono = floats.reshape(frames, fmt.channels).mean(axis=1)
+    out: Samples = np.clip(np.rint(mono * 32768.0), -32768, 32767).astype(np.int16)
+    return out
+
+
+def _unreadable(name: str, exc: Exception) -> AudioFileError:
+    return AudioFileError(
+        f"{name}: not a readable WAV file ({exc}); use 16- or 32-bit PCM or 32-bit float WAV"
+    )
+
+
+def _read(file: BinaryIO, size: int, name: str) -> Audio:
+    try:
+        fmt = _scan(file, size)
+        file.seek(fmt.data_at)
+        return Audio(_decode(file.read(fmt.frames * fmt.frame_bytes), fmt), fmt.rate_hz)
+    except (ValueError, struct.error) as exc:
+        raise _unreadable(name, exc) from exc
+
+
+def read_wav(path: Path) -> Audio:
+    """Read a WAV file as mono int16 at its own rate."""
+    try:
+        with path.open("rb") as file:
+            return _read(file, os.fstat(file.fileno()).st_size, str(path))
+    except OSError as exc:
+        raise AudioFileError(f"{path}: cannot read it ({exc.strerror}); check the path") from exc
+
+
+def decode_wav(blob: bytes, name: str) -> Audio:
+    """The WAV file `blob` as mono int16 at its own rate; `name` is what errors call it."""
+    return _read(io.BytesIO(blob), len(blob), name)
+
+
+def stream_wav(path: Path, block_frames: int = 1 << 16) -> tuple[int, Iterator[Samples]]:
+    """A WAV file's rate, and its samples as mono int16 a block at a time: memory stays flat
+    however long the recording (two hours at 48 kHz stereo are 1.3 GB on disk)."""
+    try:
+        file = path.open("rb")
+    except OSError as exc:
+        raise AudioFileError(f"{path}: cannot read it ({exc.strerror}); check the path") from exc
+    try:
+        fmt = _scan(file, os.fstat(file.fileno()).st_size)
+    except (ValueError, struct.error) as exc:
+        file.close()
+        raise _unreadable(str(path), exc) from exc
+    except OSError as exc:
+        file.close()
+        raise AudioFileError(f"{path}: cannot read it ({exc.strerror}); check the path") from exc
+
+    def blocks() -> Iterator[Samples]:
+        with file:
+            file.seek(fmt.data_at)
+            left = fmt.frames
+            while left > 0:
+                n = min(left, block_frames)
+                try:
+                    data = file.read(n * fmt.frame_bytes)
+                except OSError as exc:
+                    raise AudioFileError(f"{path}: cannot read it ({exc.strerror})") from exc
+                if len(data) < fmt.frame_bytes:
+                    return
+                yield _decode(data, fmt)
+                left -= n
+
+    return fmt.rate_hz, blocks()
 
 
 MAX_DATA_BYTES = 0xFFFFFFFF - 36  # a RIFF file's sizes are 32-bit: about 27 hours at 22,050 Hz
