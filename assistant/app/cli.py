@@ -236,7 +236,9 @@ def _demo(folder: Path, language: IntentSet) -> int:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BackstretchError(f"{folder}: cannot create the folder ({exc.strerror}); check the path") from exc
+        raise BackstretchError(
+            f"{folder}: cannot create the folder ({exc.strerror}); check the path"
+        ) from exc
     session_wav = folder / "session.wav"
     needs = Needs(voice=True, listen=True, out=session_wav, timeline=folder / "timeline.jsonl",
                   transcript=sys.stdout)  # fmt: skip
