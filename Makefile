@@ -21,7 +21,8 @@ NEEDS_TEST_DEBS := $(filter test bench,$(MAKECMDGOALS))
 
 # Before the venv, so that a missing package stops make before minutes of pip.
 system:
-	@sh tools/debs $(or $(firstword $(NEEDS_TEST_DEBS)),demo) $(VENV_DEBS) $(if $(NEEDS_TEST_DEBS),$(TEST_DEBS))
+	@sh tools/debs $(or $(firstword $(NEEDS_TEST_DEBS) $(MAKECMDGOALS)),demo) $(VENV_DEBS) \
+		$(if $(NEEDS_TEST_DEBS),$(TEST_DEBS))
 
 $(STAMP): pyproject.toml | system
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
