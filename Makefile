@@ -1,12 +1,30 @@
-# `make demo` and `make test` each create .venv and install the project into it.
+# `make demo` and `make test` each create .venv and install the project into it, after the
+# Debian packages they need (tools/debs: installed when missing, as root or with a sudo that
+# asks no password; otherwise make stops at once and says the apt-get line).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench clean
+# python3-venv: Debian's python3 cannot make a venv without it (ensurepip is packaged
+# apart). Wanted only while there is no venv and this Python lacks ensurepip.
+VENV_DEBS := $(if $(wildcard $(PY)),,$(shell $(PYTHON) -c 'import ensurepip' 2>/dev/null || echo python3-venv))
+# For the tests and the bench: libportaudio2 is sounddevice's PortAudio; pulseaudio,
+# pulseaudio-utils (pactl, paplay, parecord) and libasound2-plugins (ALSA's pulse plugin)
+# give the private daemon whose null sinks are the real-time tests' devices
+# (tests/kit/pulse.py); espeak-ng is a second, very different voice (tests/kit/speech.py).
+TEST_DEBS := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng
+# `make demo` needs nothing beyond Python (it opens no audio device).
+NEEDS_TEST_DEBS := $(filter test bench,$(MAKECMDGOALS))
 
-$(STAMP): pyproject.toml
+.PHONY: demo test bench clean system
+
+# Before the venv, so that a missing package stops make before minutes of pip.
+system:
+	@sh tools/debs $(or $(firstword $(NEEDS_TEST_DEBS) $(MAKECMDGOALS)),demo) $(VENV_DEBS) \
+		$(if $(NEEDS_TEST_DEBS),$(TEST_DEBS))
+
+$(STAMP): pyproject.toml | system
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
@@ -16,13 +34,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/backstretch demo --dir demo
 
+# A further set-up step (a model to fetch) is one more prerequisite here, made after
+# `system` (order-only) when it needs a Debian package of its own (add that to TEST_DEBS).
 test: $(STAMP)
 	$(PY) -m ruff check assistant tests bench
 	$(PY) -m mypy
 	$(PY) -m pytest
 
-# Issue 6's figures into bench/results.md and bench/results.json (about 13 minutes; needs
-# pulseaudio and espeak-ng, as .ci/run installs them).
+# Issue 6's figures into bench/results.md and bench/results.json (about 13 minutes).
 bench: $(STAMP)
 	$(PY) -m bench
 
