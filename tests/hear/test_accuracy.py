@@ -1,6 +1,6 @@
 """Recognition accuracy on generated speech (issue 4): commands heard, nothing else obeyed.
 
-The sets and their decoding are in tests/corpus.py. Everything is decoded once
+The sets and their decoding are in tests/kit/corpus.py. Everything is decoded once
 per test session (in two processes) and each test asserts on its condition. The
 figures go to stdout (`-s`); the bench (bench/accuracy.py) reports the same ones
 with the recogniser's speed, which no test asserts.
@@ -113,40 +113,32 @@ def test_espeak_voices_on_average(results: dict[str, Result], record_property: R
     assert sum(figures) / len(figures) >= ESPEAK_MEAN_MIN
 
 
-# Known failures, measured and left visible. Strict where they fail every run (the day
-# they pass, drop the mark); not strict for "oov routine" and "oov chatter", which fire
-# 0 or 1 of 11 from run to run (piper's prosody is random): "Relax and straighten one
-# foot..." -> "end the exercise" or "begin the back workout".
-KNOWN_FALSE_INTENTS = {
-    "oov cues": "short cues ('Six.', 'Eleven.', 'Breathe in deeply.') decode as commands "
-    "('status', 'one minute', 'repeat that'): 11 to 17 of 92 at the engine; none is a "
-    "barge-in phrase, so the Listener's gate stops them all (test_own_cues_pass_no_barge_in_gate)",
-    "oov routine+chatter +10dB": "in 10 dB noise the rejection is weaker (denoised speech, "
-    "a cheaper garbage loop): 4 to 6 of 22 sentences fire an intent",
-    "oov routine": "0 or 1 of 11 sentences fires an intent, varying from run to run",
-    "oov chatter": "0 of 11 in most runs, 1 in about one run of five ('Good morning, how did "
-    "you sleep?' -> 'what did you say')",
+# Speech that is no command must fire no intent. Where some does today, the test asserts
+# the bound measured (piper's prosody is random, so the count varies from run to run) with
+# a small margin: a regression fails, and the day a figure improves, lower its bound.
+FALSE_INTENTS_MAX = {
+    # Short cues ('Six.', 'Eleven.', 'Breathe in deeply.') decode as commands ('status',
+    # 'one minute', 'repeat that'): 11 to 17 of 92 at the engine. None is a barge-in phrase,
+    # so the Listener's gate stops them all (test_own_cues_pass_no_barge_in_gate).
+    "oov cues": 20,
+    # In 10 dB noise the rejection is weaker (denoised speech, a cheaper garbage loop):
+    # 4 to 6 of 22 sentences fire an intent.
+    "oov routine+chatter +10dB": 8,
+    # 0 or 1 of 11 from run to run: "Relax and straighten one foot..." -> "end the exercise"
+    # or "begin the back workout"; "Good morning, how did you sleep?" -> "what did you say".
+    "oov routine": 2,
+    "oov chatter": 2,
 }
-FLAKY = {"oov routine", "oov chatter"}
 
 
 @pytest.mark.accuracy
-@pytest.mark.parametrize(
-    "condition",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=c not in FLAKY, reason=KNOWN_FALSE_INTENTS[c]))
-        if c in KNOWN_FALSE_INTENTS
-        else c
-        for c in conditions()
-        if c.startswith("oov")
-    ],
-)
+@pytest.mark.parametrize("condition", [c for c in conditions() if c.startswith("oov")])
 def test_no_intent_on_speech_that_is_no_command(
     results: dict[str, Result], condition: str, record_property: RecordProperty
 ) -> None:
     result = results[condition]
     _report(result, record_property)
-    assert result.false_intents == 0, result.summary()["errors"]
+    assert result.false_intents <= FALSE_INTENTS_MAX.get(condition, 0), result.summary()["errors"]
 
 
 @pytest.mark.accuracy
