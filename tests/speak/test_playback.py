@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 import pytest
@@ -31,6 +30,7 @@ from assistant.speak.cache import CueCache
 from assistant.speak.playback import SETTLE_S, STEP_S, Player
 from assistant.speak.tts import SpeechSettings, Synthesizer
 from assistant.speak.wav import read_wav, write_wav
+from tests.kit.fake_audio import FakeSounddevice
 from tests.kit.onsets import find_clip
 from tests.kit.pulse import PulseServer, Recorder
 from tests.kit.sessions import SHORT_ROUTINE
@@ -196,26 +196,15 @@ def test_events_act_on_the_stream(cache: CueCache) -> None:
     assert not out[cut:].any()
 
 
-class FakeSounddevice:
-    """sounddevice's OutputStream, as far as Player._open_at uses it."""
-
-    def __init__(self) -> None:
-        self.opened: list[dict[str, Any]] = []
-
-    def OutputStream(self, **kwargs: Any) -> SimpleNamespace:  # noqa: N802 (sounddevice's name)
-        self.opened.append(kwargs)
-        return SimpleNamespace(start=lambda: None, device=0, latency=0.1, active=True)
-
-
 def test_reopening_at_another_rate_keeps_the_clock_and_resamples_the_clips(cache: CueCache) -> None:
     player, device = player_at(cache)
     a = clip(0.5, 11)
     player.schedule(1.0, Audio(a, RATE))
     device.play(0.5)
     before = player.now_s()
-    fake = FakeSounddevice()
+    fake = FakeSounddevice(rates=(48000,))
     player._open_at(fake, None, 48000)  # the device came back and refuses 22050 Hz
-    assert fake.opened[0]["samplerate"] == 48000 and player.rate_hz == 48000
+    assert fake.opened[0].kwargs["samplerate"] == 48000 and player.rate_hz == 48000
     assert player.now_s() == pytest.approx(before, abs=1 / RATE)
     after = Device(player, block=2000, dac_s=5_000.0)
     after.play(1.5)
