@@ -11,15 +11,18 @@ DAC time can: it says when each block's first sample will sound, so DAC time
 less frames handed out is constant while the audio flows and steps by exactly
 the silence the device inserted (measured on a PulseAudio null sink: steps of
 14 to 368 ms for stalls of 120 to 500 ms, each within 1.2 ms of the shift in
-the recording; steady to 0.1 ms otherwise). So each callback compares the two:
-a step forward moves the session clock on by as much (a clip caught in the gap
-resumes, or starts, right after it: late, never clipped), a step back (audio
-the device dropped) is made up with silence; every step is counted and logged
-as an underrun. Slow changes (a device clock a few ppm off the system clock)
-are followed, not stepped over, and the estimates of a stream's first half
-second are not trusted. We chose the DAC time over counting `output_underflow`
-flags because the flag says that an underrun happened, not how long it was,
-and PulseAudio's buffer absorbs short stalls without one.
+the recording; steady to 0.1 ms otherwise). But the estimate also
+wanders on a loaded machine (up to 12 ms over seconds, with no change in the
+audio), so it is trusted only where PortAudio flags an underrun
+(`output_underflow`): then, over the next 0.3 s, the change of DAC time less
+frames is the length of the silence the device inserted (or, negative, of the
+audio it dropped). A step forward moves the session clock on by as much (a
+clip caught in the gap resumes, or starts, right after it: late, never
+clipped); a step back is made up with silence; each is counted and logged as
+an output underrun. Without a flag only a jump beyond the wander (25 ms) counts.
+The flag alone says that an underrun happened, not how long it was; and when
+the whole program stalls (SIGSTOP, measured), PulseAudio drops what it missed
+and keeps the timeline: no flag, no step, nothing to correct.
 
 The device is opened at the voice's rate when it accepts it (PulseAudio and
 PipeWire do), otherwise at its own rate with the clips resampled.
@@ -56,11 +59,13 @@ BLOCK_FRAMES = 1024  # ~46 ms at 22050 Hz; helper measurements: exact onsets, no
 LATENCY = "high"
 
 # The DAC time against the frame count (see the module docstring). Measured on PulseAudio:
-# the lag jitters by well under 1 ms while the audio flows, and settles within 0.3 s of a start.
-STEP_S = 0.005  # a change of the lag beyond this is a step (an underrun), not jitter
-SETTLE_S = 0.5  # a new stream's first estimates jump by tens of ms: taken as they come
+# the lag is steady to 0.1 ms on a quiet machine, but wanders by up to 12 ms on a loaded one
+# with no change in the audio; a new stream's first estimates jump by tens of ms.
+STEP_S = 0.004  # after an underrun PortAudio flagged, a change of the lag beyond this is its length
+AFTER_UNDERRUN_S = 0.3  # ... measured over this long: the estimate settles within 3 blocks
+UNFLAGGED_STEP_S = 0.025  # without a flag, only a jump this large (beyond the wander) is a step
+SETTLE_S = 0.5  # a new stream's estimates are taken as they come for this long
 MAX_STEP_S = 2.0  # beyond this it is the wall clock being set (NTP), which the DAC time follows
-FOLLOW = 0.002  # per block: a slow change (device clock against system clock) is followed (~20 s)
 
 
 @dataclass
@@ -95,6 +100,7 @@ class Player:
         self._owed = 0  # frames of silence still to insert (a step back) before the session moves on
         self._stream_frames = 0  # frames handed to the stream now open
         self._lag: float | None = None  # DAC time less this stream's frames, in seconds
+        self._measure_until = 0  # stream frame up to which lag changes measure an underrun
         self._stream: sounddevice.OutputStream | None = None
         self.underflows = 0  # blocks PortAudio flagged as following an underrun
         self.steps: list[tuple[float, float]] = []  # (session s, step s) of every underrun measured
@@ -139,7 +145,7 @@ class Player:
                 self._track = track
             self.rate_hz = rate
         with self._lock:  # a new stream: its DAC time has no relation to the last one's
-            self._stream_frames = 0
+            self._stream_frames = self._measure_until = 0
             self._lag = None
         stream = sd.OutputStream(
             samplerate=rate, channels=1, dtype="int16", device=device,
@@ -207,7 +213,7 @@ class Player:
             if start < self._frames:
                 # Too late for its slot (synthesised on demand): play it now, in full.
                 self.late_clips += 1
-                log.info("clip %.0f ms late", (self._frames - start) * 1000 / self.rate_hz)
+                log.info("clip %.0f ms late at %.2f s", (self._frames - start) * 1000 / self.rate_hz, t)
                 start = self._frames
             self._track.add(start, start + len(samples), Clip(samples, self.volume))
 
@@ -242,7 +248,7 @@ class Player:
             self.underflows += 1
         block = np.zeros(frames, dtype=np.int16)
         with self._lock:
-            self._follow_dac(float(time.outputBufferDacTime))
+            self._follow_dac(float(time.outputBufferDacTime), bool(status.output_underflow))
             self._stream_frames += frames
             silent = min(self._owed, frames)  # made-up silence comes first; the session waits
             self._owed -= silent
@@ -259,22 +265,24 @@ class Player:
             self._frames = end
         outdata[:, 0] = block
 
-    def _follow_dac(self, dac_s: float) -> None:
+    def _follow_dac(self, dac_s: float, underflow: bool) -> None:
         """Compare the DAC time of the block about to be handed out with the frames handed
         out so far (under the lock), and step the session clock over an underrun."""
         if dac_s <= 0.0:  # a host API that does not know it: the frame count alone
             return
+        if underflow:
+            self._measure_until = self._stream_frames + round(AFTER_UNDERRUN_S * self.rate_hz)
         lag = dac_s - self._stream_frames / self.rate_hz
         if self._lag is None or self._stream_frames < SETTLE_S * self.rate_hz:
             self._lag = lag
             return
         step = lag - self._lag
-        if abs(step) < STEP_S:
-            self._lag += FOLLOW * step
-            return
+        measuring = self._stream_frames < self._measure_until
+        if not (STEP_S if measuring else UNFLAGGED_STEP_S) <= abs(step) <= MAX_STEP_S:
+            if not measuring or abs(step) > MAX_STEP_S:
+                self._lag = lag  # the estimate's wander, or the system clock set: not the audio
+            return  # (after an underrun, a part of it under STEP_S may still follow)
         self._lag = lag
-        if abs(step) > MAX_STEP_S:
-            return  # the system clock was set, not an underrun
         self.steps.append(((self._frames - self._origin) / self.rate_hz, step))
         frames = round(step * self.rate_hz)
         if frames < 0:
