@@ -127,11 +127,13 @@ FALSE_INTENTS_MAX = {
     # so the Listener's gate stops them all (test_own_cues_pass_no_barge_in_gate).
     "oov cues": 20,
     # In 10 dB noise the rejection is weaker (denoised speech, a cheaper garbage loop):
-    # 4 to 6 of 22 sentences fire an intent.
-    "oov routine+chatter +10dB": 8,
-    # 0 or 1 of 11 from run to run: "Relax and straighten one foot..." -> "end the exercise"
-    # or "begin the back workout"; "Good morning, how did you sleep?" -> "what did you say".
-    "oov routine": 2,
+    # 10 to 16 of 22 sentences fire an intent (10 renderings, with this code and with the
+    # code before issue 10 alike); the xfail this replaces said 4 to 6, and could not tell.
+    "oov routine+chatter +10dB": 18,
+    # 0 to 3 of 11 from one rendering to the next: "Relax and straighten one foot..." ->
+    # "end the exercise" or "begin the back workout".
+    "oov routine": 4,
+    # 0 or 1 of 11: "Good morning, how did you sleep?" -> "what did you say".
     "oov chatter": 2,
 }
 
