@@ -49,7 +49,7 @@ TRIES = 3  # the command is said this many times at most,
 ANSWER_S = 8.0  # each time waiting this long for the session to start
 LISTENING_TIMEOUT_S = 300.0  # loading the voice, the cues and the recogniser on a loaded machine
 MIN_SCORE = 0.8  # normalised correlation of a cue found
-UNDERRUN = re.compile(r"underrun|underflow", re.IGNORECASE)  # alsa-lib: "(snd_pcm_recover) underrun occurred"
+UNDERRUN = re.compile(r"snd_pcm_recover\) underrun")  # alsa-lib: "(snd_pcm_recover) underrun occurred"
 LATE = re.compile(r"clip \d+ ms late")  # the player, at -v: a cue decided after its slot
 RECORD = ["parecord", "--device=spk.monitor", "--file-format=wav", "--rate=22050", "--channels=1",
           "--latency-msec=20"]  # fmt: skip
@@ -376,7 +376,8 @@ def analyse(run: RealTime) -> tuple[Onsets, list[str]]:
                      f"{least_squares:+.3f} ms).")  # fmt: skip
     notes.append("real time: underruns are alsa-lib's `snd_pcm_recover` lines on the program's stderr after "
                  f"it listened ({sum(bool(UNDERRUN.search(s)) for s in loading_log)} before, while "
-                 "it loaded); the player's own count (`Player.underflows`) is logged nowhere.")  # fmt: skip
+                 "it loaded); the player logs each underrun it measures and steps over (\"output "
+                 "underrun at ...\"), which this count leaves out.")  # fmt: skip
     notes += [f"real time: {s.strip()}." for s in run.stderr if re.search(r"output .* at \d+ Hz, latency", s)]
     return onsets, notes
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import IO
+from typing import IO, Protocol
 
 from assistant.app.offline import Utterance
 from assistant.app.store import ProgressStore
@@ -173,6 +173,15 @@ class Heard:
     speech_end_s: float | None = None
 
 
+class Inputs(Protocol):
+    """Where the live loop takes what the user said: a queue filled by the listening and
+    stdin threads (a test gives one that waits on a virtual clock)."""
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Heard | None:
+        """The next line, or None at the end of input; queue.Empty after `timeout` seconds."""
+        ...
+
+
 LOOKAHEAD_S = 0.3  # cues are decided this far ahead, so a player gets them before their sample
 ANSWER_MARGIN_S = 0.08  # a reply starts this long after the command is handled: in the
 # player's hands before its first sample (more than one output block), so placed exactly
@@ -181,7 +190,7 @@ POLL_S = 0.5  # longest wait between checks of the device
 
 def run_live(
     session: Session,
-    inputs: queue.Queue[Heard | None],
+    inputs: Inputs,
     clock: Callable[[], float],
     script: Sequence[Utterance] = (),
     on_unknown: Callable[[str], None] = lambda text: None,
@@ -208,11 +217,13 @@ def run_live(
                 session.hear(said.text, said.t)
             if script and not pending and session.dialogue.state is not State.RUNNING:
                 break
-            wake = session.next_event_at()
+            # Wake a lookahead before the next decision, so its audio is placed in time, and
+            # at the next event already decided, to release it to the sinks when it happens.
+            wakes = [t - LOOKAHEAD_S for t in (session.dialogue.next_wakeup(),) if t is not None]
+            wakes += [t for t in (session.next_release_at(),) if t is not None]
             if pending:
-                wake = min(wake if wake is not None else math.inf, pending[0].t)
-            # Wake a lookahead before the next event, so its audio is placed in time.
-            timeout = POLL_S if wake is None else min(max(wake - LOOKAHEAD_S - now, 0.0), POLL_S)
+                wakes.append(pending[0].t - LOOKAHEAD_S)
+            timeout = min(max(min(wakes, default=math.inf) - now, 0.0), POLL_S)
             try:
                 item = inputs.get(timeout=timeout)
             except queue.Empty:

@@ -62,8 +62,9 @@ class TimelineFile:
 
 
 def clock_text(t: float) -> str:
-    minutes, seconds = divmod(max(t, 0.0), 60)
-    return f"{int(minutes):2d}:{seconds:04.1f}"
+    """`m:ss.s`; rounded to the tenth first, so 59.96 s is 1:00.0, not 0:60.0."""
+    minutes, tenths = divmod(round(max(t, 0.0) * 10), 600)
+    return f"{minutes:2d}:{tenths / 10:04.1f}"
 
 
 class Transcript:

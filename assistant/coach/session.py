@@ -102,11 +102,9 @@ class Session:
             self._queue_actions(self.dialogue.advance(wake))
         self.flush(t)
 
-    def next_event_at(self) -> float | None:
-        times = [w for w in (self.dialogue.next_wakeup(),) if w is not None]
-        if self._pending:
-            times.append(self._pending[0][0])
-        return min(times) if times else None
+    def next_release_at(self) -> float | None:
+        """When the next event already decided is due at the sinks."""
+        return self._pending[0][0] if self._pending else None
 
     def flush(self, t: float) -> None:
         if self.clock is not None and t != math.inf:

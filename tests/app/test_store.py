@@ -27,7 +27,7 @@ from assistant.app.store import ProgressStore
 from assistant.app.supervisor import Heard
 from assistant.coach import intents, routine
 from assistant.coach.dialogue import Dialogue
-from assistant.coach.events import Event, Say, State
+from assistant.coach.events import Event, Say, State, StateChange
 from assistant.coach.intents import IntentSet
 from assistant.coach.routine import Pace, Routine
 from assistant.coach.session import Session
@@ -39,16 +39,39 @@ def _session(routine: Routine, lang: IntentSet, folder: Path) -> tuple[Dialogue,
     return dialogue, Session(dialogue, lang, [store]), store
 
 
+class States:
+    """A sink keeping the session's state events: where the dialogue said it stood."""
+
+    def __init__(self) -> None:
+        self.seen: list[StateChange] = []
+
+    def write(self, event: Event) -> None:
+        if isinstance(event, StateChange):
+            self.seen.append(event)
+
+    def close(self) -> None:
+        pass
+
+
 def test_the_position_follows_every_rep(knee_hug: Routine, lang: IntentSet, tmp_path: Path) -> None:
-    dialogue, session, store = _session(knee_hug, lang, tmp_path)
+    """After every rep the file holds where the session stood, as its state events said;
+    and the reps counted done are the reps whose breath out ended."""
+    dialogue = Dialogue(knee_hug, lang)
+    store, states = ProgressStore(dialogue, tmp_path), States()
+    session = Session(dialogue, lang, [store, states])
     session.hear("start", 0.0)
-    session.run_until(120.0)
-    saved = json.loads(store.position_path.read_text())
-    where = dialogue.position()
-    assert (saved["set"], saved["side"], saved["rep"], saved["done"]) == (
-        where.set_no, where.side, where.rep, where.done,
-    )  # fmt: skip
-    assert saved["state"] == "running" and saved["done"] > 5
+    for t in (20.0, 45.0, 120.0):
+        session.run_until(t)
+        last = states.seen[-1]
+        saved = json.loads(store.position_path.read_text())
+        assert (saved["set"], saved["side"], saved["rep"], saved["done"], saved["state"]) == (
+            last.set_no, last.side, last.rep, last.done, "running",
+        )  # fmt: skip
+        reps_ended = sum(
+            1 for a, b in zip(states.seen, states.seen[1:], strict=False) if b.done == a.done + 1
+        )
+        assert saved["done"] == reps_ended
+    assert saved["done"] > 5 and saved["pace"] == {"inhale_s": 3.0, "exhale_s": 4.0, "hold_s": 0.0}
     assert not list(tmp_path.glob(".*.tmp"))  # written through a temp file, renamed into place
 
 

@@ -1,6 +1,6 @@
 """Recognition accuracy on generated speech (issue 4): commands heard, nothing else obeyed.
 
-The sets and their decoding are in tests/corpus.py. Everything is decoded once
+The sets and their decoding are in tests/kit/corpus.py. Everything is decoded once
 per test session (in two processes) and each test asserts on its condition. The
 figures go to stdout (`-s`); the bench (bench/accuracy.py) reports the same ones
 with the recogniser's speed, which no test asserts.
@@ -25,7 +25,7 @@ from tests.kit.corpus import (
     Result,
     coach_texts,
     conditions,
-    evaluate,
+    evaluate_all,
 )
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,16 @@ ESPEAK_EACH_MIN = 0.45
 
 @pytest.fixture(scope="session")
 def results() -> Iterator[dict[str, Result]]:
-    """Every condition decoded once, two at a time."""
-    names = conditions()
+    """Every condition decoded once, in two processes of about equal work: the coach's cues
+    (the largest set) with the espeak voices, and the piper conditions, clean and noisy in
+    the same process so each phrase is synthesised once, with the other sentences."""
+    first = ["oov cues", *(c for c in conditions() if c.startswith("espeak"))]
+    batches = [first, [c for c in conditions() if c not in first]]
     started = time.monotonic()
     with multiprocessing.get_context("spawn").Pool(2) as pool:
-        decoded = dict(zip(names, pool.map(evaluate, names, chunksize=1), strict=True))
+        done = pool.map(evaluate_all, batches, chunksize=1)
+    decoded = {r.condition: r for batch in done for r in batch}
+    decoded = {c: decoded[c] for c in conditions()}  # in the usual order
     elapsed = time.monotonic() - started
     print(f"\nstt accuracy ({elapsed:.0f} s wall):")
     for r in decoded.values():
@@ -112,40 +117,34 @@ def test_espeak_voices_on_average(results: dict[str, Result], record_property: R
     assert sum(figures) / len(figures) >= ESPEAK_MEAN_MIN
 
 
-# Known failures, measured and left visible. Strict where they fail every run (the day
-# they pass, drop the mark); not strict for "oov routine" and "oov chatter", which fire
-# 0 or 1 of 11 from run to run (piper's prosody is random): "Relax and straighten one
-# foot..." -> "end the exercise" or "begin the back workout".
-KNOWN_FALSE_INTENTS = {
-    "oov cues": "short cues ('Six.', 'Eleven.', 'Breathe in deeply.') decode as commands "
-    "('status', 'one minute', 'repeat that'): 11 to 17 of 92 at the engine; none is a "
-    "barge-in phrase, so the Listener's gate stops them all (test_own_cues_pass_no_barge_in_gate)",
-    "oov routine+chatter +10dB": "in 10 dB noise the rejection is weaker (denoised speech, "
-    "a cheaper garbage loop): 4 to 6 of 22 sentences fire an intent",
-    "oov routine": "0 or 1 of 11 sentences fires an intent, varying from run to run",
-    "oov chatter": "0 of 11 in most runs, 1 in about one run of five ('Good morning, how did "
-    "you sleep?' -> 'what did you say')",
+# Speech that is no command must fire no intent. Where some does today, the test asserts
+# the bound measured (piper's prosody is random, so the count varies from run to run) with
+# a small margin: a regression fails, and the day a figure improves, lower its bound.
+FALSE_INTENTS_MAX = {
+    # Short cues ('Six.', 'Eleven.', 'Breathe in deeply.') decode as commands ('status',
+    # 'one minute', 'repeat that'): 11 to 17 of 92 at the engine. None is a barge-in phrase,
+    # so the Listener's gate stops them all (test_own_cues_pass_no_barge_in_gate).
+    "oov cues": 20,
+    # In 10 dB noise the rejection is weaker (denoised speech, a cheaper garbage loop):
+    # 10 to 16 of 22 sentences fire an intent (10 renderings, with this code and with the
+    # code before issue 10 alike); the xfail this replaces said 4 to 6, and could not tell.
+    "oov routine+chatter +10dB": 18,
+    # 0 to 3 of 11 from one rendering to the next: "Relax and straighten one foot..." ->
+    # "end the exercise" or "begin the back workout".
+    "oov routine": 4,
+    # 0 or 1 of 11: "Good morning, how did you sleep?" -> "what did you say".
+    "oov chatter": 2,
 }
-FLAKY = {"oov routine", "oov chatter"}
 
 
 @pytest.mark.accuracy
-@pytest.mark.parametrize(
-    "condition",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=c not in FLAKY, reason=KNOWN_FALSE_INTENTS[c]))
-        if c in KNOWN_FALSE_INTENTS
-        else c
-        for c in conditions()
-        if c.startswith("oov")
-    ],
-)
+@pytest.mark.parametrize("condition", [c for c in conditions() if c.startswith("oov")])
 def test_no_intent_on_speech_that_is_no_command(
     results: dict[str, Result], condition: str, record_property: RecordProperty
 ) -> None:
     result = results[condition]
     _report(result, record_property)
-    assert result.false_intents == 0, result.summary()["errors"]
+    assert result.false_intents <= FALSE_INTENTS_MAX.get(condition, 0), result.summary()["errors"]
 
 
 @pytest.mark.accuracy

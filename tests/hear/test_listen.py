@@ -19,7 +19,7 @@ from assistant.coach.events import Say, SayKind
 from assistant.coach.intents import IntentSet
 from assistant.coach.track import SpeechTrack
 from assistant.errors import RecognizerError
-from assistant.hear.capture import CHUNK_FRAMES, Chunk, wav_chunks
+from assistant.hear.capture import CHUNK_FRAMES, Chunk
 from assistant.hear.listen import TAIL_S, Listener
 from assistant.hear.recognizer import Complete, Hypothesis
 from assistant.hear.sphinx_engine import SphinxRecognizer
@@ -203,15 +203,6 @@ def test_run_in_fires_nothing_on_chatter(home: Path, joe: Synthesizer) -> None:
     _recording(wav, joe, chatter, 25.0)
     assert main(["run", "--in", str(wav), "--mute", "--timeline", str(timeline), "--quiet"]) == 0
     assert [e for e in _events(timeline) if e["event"] in ("heard", "intent")] == []
-
-
-def test_wav_chunks_are_16k_30ms_and_stamped(tmp_path: Path) -> None:
-    wav_44k = tmp_path / "x.wav"
-    write_wav(wav_44k, Audio(np.zeros(44100, np.int16), 44100))
-    chunks = list(wav_chunks(wav_44k))
-    assert all(len(c.samples) == CHUNK_FRAMES for c in chunks[:-1])
-    assert chunks[-1].end_s == pytest.approx(1.0, abs=1e-3)
-    assert chunks[0].end_s == pytest.approx(0.03)
 
 
 def test_unreadable_in_file_is_exit_2(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,10 @@
-"""The pocketsphinx engine and the endpointer, on real speech from the bundled voice."""
+"""The pocketsphinx engine on real speech from the bundled voice.
+
+Fixed renderings (`varied=False`): the same audio every run, so a test that fails
+has found a change in the code, not an unlucky draw of piper's random prosody (one
+did: the reset test failed once in a full run). Voices vary in the accuracy suite
+and in the one test here marked `accuracy`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,6 @@ import pytest
 
 from assistant.coach.intents import IntentSet
 from assistant.errors import DeviceError, RecognizerError, SphinxError
-from assistant.hear import endpoint
 from assistant.hear.recognizer import Hypothesis, Recognizer
 from assistant.hear.sphinx_engine import SphinxRecognizer, SphinxSettings, _transitions
 from assistant.pcm import RATE_HZ
@@ -41,12 +46,16 @@ def test_grammar_has_every_phrase_and_a_garbage_loop(recognizer: SphinxRecognize
     assert sum(w.startswith("+g_") for w in words) == 39
 
 
+def _piper(text: str) -> speech.Samples:
+    return speech.piper(text, varied=False)
+
+
 def _say(text: str, lead_s: float = 0.6, trail_s: float = 1.0) -> speech.Samples:
-    return np.concatenate([speech.silence(lead_s), speech.piper(text), speech.silence(trail_s)])
+    return np.concatenate([speech.silence(lead_s), _piper(text), speech.silence(trail_s)])
 
 
 def test_streaming_in_30_ms_chunks_gives_times_in_audio_seconds(fresh: SphinxRecognizer) -> None:
-    stream = speech.build_stream([("start back stretch", speech.piper("start back stretch"))], lead_s=2.0)
+    stream = speech.build_stream([("start back stretch", _piper("start back stretch"))], lead_s=2.0)
     hyps = speech.run_stream(fresh, stream.samples)
     assert [h.text for h in hyps] == ["start back stretch"]
     (hyp,) = hyps
@@ -120,7 +129,7 @@ def test_flush_finishes_an_utterance_at_the_end_of_input(fresh: SphinxRecognizer
 
 def test_reset_drops_the_utterance_in_progress(fresh: SphinxRecognizer) -> None:
     first = _say("start back stretch", trail_s=0.0)
-    half = len(first) - len(speech.piper("start back stretch")) // 2
+    half = len(first) - len(_piper("start back stretch")) // 2
     fresh.feed(first[:half], half / RATE_HZ)
     assert fresh.endpointer.in_speech
     fresh.reset()
@@ -146,7 +155,7 @@ FIRST_WORDS = (
 )
 
 
-@pytest.mark.parametrize("varied", [False, True])
+@pytest.mark.parametrize("varied", [False, pytest.param(True, marks=pytest.mark.accuracy)])
 def test_a_command_said_first_and_alone_is_heard(lang: IntentSet, varied: bool) -> None:
     """Each command is the first utterance a fresh recogniser hears, with room noise around it
     (a user who says "stop" as the session starts); three speaking rates."""
@@ -160,7 +169,7 @@ def test_a_command_said_first_and_alone_is_heard(lang: IntentSet, varied: bool) 
                 wrong.append((text, length_scale, heard))
     # Measured: fixed renderings 30 of 30; varied ones (random prosody) 27 to 30 of 30,
     # 125 to 126 of 126 over 18 commands and 7 renderings. Before cmninit: 13 of 40.
-    assert len(wrong) <= (1 if not varied else 3), wrong
+    assert len(wrong) <= (0 if not varied else 3), wrong  # fixed renderings: the same every run
 
 
 def test_silence_and_digital_zeros_give_nothing(fresh: SphinxRecognizer) -> None:
@@ -171,48 +180,3 @@ def test_a_missing_model_is_one_clear_error(tmp_path: pytest.TempPathFactory) ->
     with pytest.raises(SphinxError, match="model file missing") as info:
         SphinxRecognizer(["pause"], SphinxSettings(model_dir=tmp_path))  # type: ignore[arg-type]
     assert isinstance(info.value, RecognizerError) and not isinstance(info.value, DeviceError)
-
-
-# -- the endpointer on its own ---------------------------------------------------
-
-
-def test_endpointer_ends_utterances_in_continuous_noise() -> None:
-    """pocketsphinx's own endpointer never closes a segment in 10 dB white noise."""
-    clips = [(t, speech.piper(t)) for t in ("pause", "keep going", "where am i")]
-    stream = speech.build_stream(clips, snr_db=10.0, seed=1)
-    endpointer = endpoint.Endpointer()
-    step = round(0.03 * RATE_HZ)
-    segments: list[endpoint.Segment] = []
-    for i in range(0, len(stream.samples), step):
-        segments += endpointer.feed(stream.samples[i : i + step], (i + step) / RATE_HZ)
-    assert len(segments) == 3
-    for seg, clip in zip(segments, stream.clips, strict=True):
-        assert clip.start_s - 0.1 < seg.speech_start_s < seg.speech_end_s < clip.end_s + 0.1
-        assert seg.ended_s < clip.end_s + 0.6
-    assert -32 < endpointer.noise_dbfs < -20  # white noise 10 dB under the speech
-
-
-def test_endpointer_follows_noise_that_starts_during_speech() -> None:
-    """Noise switched on while the detector hears speech: the floor catches up and it ends."""
-    quiet = speech.silence(1.0)
-    loud = speech.add_white_noise(speech.silence(5.0), 1000.0**2, seed=2)
-    endpointer = endpoint.Endpointer()
-    samples = np.concatenate([quiet, loud])
-    step = round(0.03 * RATE_HZ)
-    ends: list[float] = []
-    for i in range(0, len(samples), step):
-        ends += [s.ended_s for s in endpointer.feed(samples[i : i + step], (i + step) / RATE_HZ)]
-    assert not endpointer.in_speech
-    assert len(ends) <= 1 and all(t < 1.0 + endpoint.VadSettings().noise_window_s + 0.6 for t in ends)
-
-
-def test_denoise_keeps_speech_and_lowers_noise() -> None:
-    clean = np.concatenate([speech.silence(0.5), speech.piper("hold on"), speech.silence(0.5)])
-    noisy = speech.add_white_noise(clean, 300.0**2, seed=3)
-    psd = np.full(endpoint.PSD_BINS, 300.0**2)
-    out = endpoint.denoise(noisy, psd)
-    lead = slice(0, round(0.4 * RATE_HZ))
-    assert np.std(out[lead]) < np.std(noisy[lead]) / 10  # at least 20 dB off the noise
-    err_before = np.mean((noisy.astype(float) - clean) ** 2)
-    err_after = np.mean((out.astype(float) - clean) ** 2)
-    assert err_after < err_before / 3

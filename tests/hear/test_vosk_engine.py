@@ -182,8 +182,8 @@ def test_an_unusable_cache_falls_back_to_the_model(tmp_path: Path, caplog: pytes
 # -- loading, vocabulary and grammar -----------------------------------------
 
 
-def test_load_time_and_vocabulary(tuned: VoskModel) -> None:
-    assert tuned.load_s < 15  # about 1.2 s here, and 500 MB
+def test_vocabulary(tuned: VoskModel) -> None:
+    # No bound on tuned.load_s (about 1.2 s here, 10 s on a loaded machine): the bench reports it.
     assert all(tuned.knows(w) for w in KO_WORDS)
     assert not tuned.knows("start") and not tuned.knows(vosk_engine.UNK)  # this model has no [unk]
 

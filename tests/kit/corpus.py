@@ -204,3 +204,8 @@ def evaluate(condition: str, settings: object = None) -> Result:
         if expected is not None and items[-1].heard == (expected,):
             latencies.append(heard[0].final_s - clip.end_s)
     return Result(condition, tuple(items), len(stream.samples) / RATE_HZ, cpu_s, tuple(latencies))
+
+
+def evaluate_all(conditions: list[str]) -> list[Result]:
+    """`evaluate` each condition in turn, in one process (its synthesis cache shared)."""
+    return [evaluate(condition) for condition in conditions]

@@ -29,12 +29,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One cue cache for the module, so the voice synthesises each cue once."""
-    return tmp_path_factory.mktemp("cache")
-
-
 Event = dict[str, object]
 
 
@@ -51,10 +45,7 @@ def _render(home: Path, script_text: str) -> tuple[Audio, list[Event], CueCache]
     return read_wav(out), events, cache
 
 
-def test_full_default_session_onsets_match_to_the_sample(
-    home: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(shared_cache))
+def test_full_default_session_onsets_match_to_the_sample(home: Path) -> None:
     audio, events, cache = _render(home, "0 start back stretch\n")
     says = [e for e in events if e["event"] == "say"]
     assert sum(e["kind"] == "exhale" for e in says) == 120
@@ -70,10 +61,7 @@ def test_full_default_session_onsets_match_to_the_sample(
     assert 15 * 60 < audio.duration_s < 22 * 60
 
 
-def test_cuts_and_volume_in_the_rendering(
-    home: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(shared_cache))
+def test_cuts_and_volume_in_the_rendering(home: Path) -> None:
     audio, events, cache = _render(home, "0 start\n10 pause\n20 louder\n25 resume\n45 stop\n")
     cut = next(e for e in events if e["event"] == "cut")
     assert cut["t"] == 10.0
@@ -92,8 +80,7 @@ def test_cuts_and_volume_in_the_rendering(
     assert peak == np.abs(gain(cache.get("Raising my voice.").samples, 0.9)).max()
 
 
-def test_say_renders_one_line(home: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(shared_cache))
+def test_say_renders_one_line(home: Path) -> None:
     assert main(["say", "breathe in", "--out", str(home / "b.wav")]) == 0
     audio = read_wav(home / "b.wav")
     assert audio.rate_hz == 22050 and 0.4 < audio.duration_s < 2.0
@@ -113,9 +100,10 @@ def test_unknown_voice_is_exit_2(home: Path, capsys: pytest.CaptureFixture[str])
 
 
 @pytest.fixture(scope="module")
-def joe_cache(shared_cache: Path) -> CueCache:
+def joe_cache(tmp_path_factory: pytest.TempPathFactory) -> CueCache:
     return CueCache(
-        Synthesizer(voices.resolve(voices.DEFAULT_VOICE), SpeechSettings(varied=False)), shared_cache
+        Synthesizer(voices.resolve(voices.DEFAULT_VOICE), SpeechSettings(varied=False)),
+        tmp_path_factory.mktemp("cues"),
     )
 
 
