@@ -14,6 +14,9 @@ VENV_DEBS := $(if $(wildcard $(PY)),,$(shell $(PYTHON) -c 'import ensurepip' 2>/
 # give the private daemon whose null sinks are the real-time tests' devices
 # (tests/kit/pulse.py); espeak-ng is a second, very different voice (tests/kit/speech.py).
 TEST_DEBS := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng
+# Maven fetches the English vosk model (tools/vosk_model.py); wanted only where mvn is missing.
+MODEL_DEBS := $(if $(shell command -v mvn),,maven)
+NEEDS_MODEL_DEBS := $(filter test bench vosk-model,$(MAKECMDGOALS))
 # `make demo` needs nothing beyond Python (it opens no audio device).
 NEEDS_TEST_DEBS := $(filter test bench,$(MAKECMDGOALS))
 
@@ -22,7 +25,7 @@ NEEDS_TEST_DEBS := $(filter test bench,$(MAKECMDGOALS))
 # Before the venv, so that a missing package stops make before minutes of pip.
 system:
 	@sh tools/debs $(or $(firstword $(NEEDS_TEST_DEBS) $(MAKECMDGOALS)),demo) $(VENV_DEBS) \
-		$(if $(NEEDS_TEST_DEBS),$(TEST_DEBS))
+		$(if $(NEEDS_TEST_DEBS),$(TEST_DEBS)) $(if $(NEEDS_MODEL_DEBS),$(MODEL_DEBS))
 
 $(STAMP): pyproject.toml | system
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,15 +37,20 @@ $(STAMP): pyproject.toml | system
 demo: $(STAMP)
 	$(VENV)/bin/backstretch demo --dir demo
 
-# A further set-up step (a model to fetch) is one more prerequisite here, made after
-# `system` (order-only) when it needs a Debian package of its own (add that to TEST_DEBS).
-test: $(STAMP)
+# The English vosk model for the tests and the bench, fetched from Maven Central into
+# ~/.cache/backstretch-dev (tools/vosk_model.py; Maven comes from MODEL_DEBS). The tests find it
+# there, or at $BACKSTRETCH_TEST_VOSK_MODEL.
+.PHONY: vosk-model
+vosk-model: | system
+	$(PYTHON) tools/vosk_model.py
+
+test: $(STAMP) vosk-model
 	$(PY) -m ruff check assistant tests bench
 	$(PY) -m mypy
 	$(PY) -m pytest
 
 # Issue 6's figures into bench/results.md and bench/results.json (about 13 minutes).
-bench: $(STAMP)
+bench: $(STAMP) vosk-model
 	$(PY) -m bench
 
 clean:
