@@ -93,7 +93,7 @@ class Fillers:
 
     def cores(self, normalised: str, longest: int | None = None) -> Iterator[str]:
         """`normalised`, then what is left of it with fillers taken off either end, longest
-        first (so "stop for a moment" is tried before "stop"); cores over `longest` words,
+        first (so "pause for a bit" is tried before "pause"); cores over `longest` words,
         which can be no phrase, are left out."""
         words = normalised.split()
         n = len(words)
