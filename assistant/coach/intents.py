@@ -1,187 +1,40 @@
-"""What the user can say: intent templates from YAML, normalisation, matching.
+"""What the user can say: the intents file loaded, expanded and matched against.
 
-Templates follow the spirit of Home Assistant's hassil:
-
-    "(start|begin) [the] back stretch"   alternatives in (), optional words in []
-    "skip to the {target}"               a slot filled from a list in the same file
-
-A template set is finite, so it expands to the complete list of phrases; that
-list is both the matcher (a dictionary from normalised phrase to intent) and
-the closed grammar a speech recogniser needs.
+Its templates (phrasing.py: alternatives, optional words, slots from `lists`, named
+`rules`) are finite, so they expand to the complete list of phrases; that list is both
+the matcher (a dictionary from normalised phrase to intent) and the closed grammar a
+speech recogniser needs. The file's `fillers` (words said around a command) are taken
+off the ends of a text before it is looked up, so they need no phrases of their own.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.resources
-import itertools
 import logging
-import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from assistant.coach import cues, routine, yamldoc
+from assistant.coach import routine, yamldoc
+from assistant.coach.phrasing import (
+    DEFAULT_FILLERS,
+    Alt,
+    Fillers,
+    Lists,
+    Phrase,
+    Rules,
+    expand,
+    parse_template,
+    rule_problem,
+)
+from assistant.coach.phrasing import normalise as normalise  # the matcher's, for its callers
 from assistant.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# Words a person adds around a command without changing it ("okay, pause please").
-FILLERS = frozenset({"please", "okay", "ok", "um", "uh", "erm", "hey", "so", "now", "oh", "coach"})
 MAX_PHRASES = 20_000  # a template set that expands further is a mistake in the file
-
-
-# -- normalisation ---------------------------------------------------------
-
-_CONTRACTIONS = {
-    "can't": "can not",
-    "cannot": "can not",
-    "won't": "will not",
-    "let's": "let us",
-    "i'm": "i am",
-    "it's": "it is",
-    "that's": "that is",
-    "what's": "what is",
-    "where's": "where is",
-    "how's": "how is",
-    "there's": "there is",
-}
-_SPELLABLE_DIGITS = len(str(cues.SPELL_MAX))
-_SUFFIXES = (("n't", " not"), ("'re", " are"), ("'ve", " have"), ("'ll", " will"), ("'d", " would"))
-
-
-def normalise(text: str) -> str:
-    """Lower case, contractions expanded, punctuation gone, numbers as words."""
-    text = text.lower().replace("\u2019", "'").replace("-", " ")
-    words: list[str] = []
-    for raw in re.findall(r"[a-z0-9']+", text):
-        word = raw.strip("'")
-        if word in _CONTRACTIONS:
-            word = _CONTRACTIONS[word]
-        else:
-            for suffix, expansion in _SUFFIXES:
-                if word.endswith(suffix):
-                    word = word[: -len(suffix)] + expansion
-                    break
-        # Digits are read as words when they can be (a bounded length: Python refuses to
-        # convert over 4,300 digits, and no one says a number that long to the coach).
-        if word.isdigit() and len(word) <= _SPELLABLE_DIGITS:
-            word = cues.spell(int(word))
-        words.extend(word.replace("'", "").split())
-    return " ".join(words)
-
-
-def strip_fillers(normalised: str) -> str:
-    """`normalised` without filler words at either end."""
-    words = normalised.split()
-    while words and words[0] in FILLERS:
-        words.pop(0)
-    while words and words[-1] in FILLERS:
-        words.pop()
-    return " ".join(words)
-
-
-# -- templates ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Words:
-    text: str
-
-
-@dataclass(frozen=True)
-class Slot:
-    name: str
-
-
-@dataclass(frozen=True)
-class Alt:
-    options: tuple[Seq, ...]
-    optional: bool = False
-
-
-@dataclass(frozen=True)
-class Seq:
-    items: tuple[Words | Slot | Alt, ...]
-
-
-_TOKEN = re.compile(r"\s*(\(|\)|\[|\]|\||\{[a-z_]+\}|[^\s()\[\]|{}]+)")
-
-
-def parse_template(template: str) -> Alt:
-    """Parse a template into a tree; raises ValueError with the problem."""
-    tokens = _TOKEN.findall(template)
-    if "".join(tokens) != re.sub(r"\s+", "", template):
-        raise ValueError("unexpected character (only words, ( | ) [ ] and {slot} are allowed)")
-    pos = 0
-
-    def alternatives(closing: str | None) -> tuple[Seq, ...]:
-        nonlocal pos
-        options: list[Seq] = []
-        items: list[Words | Slot | Alt] = []
-        while pos < len(tokens):
-            tok = tokens[pos]
-            pos += 1
-            if tok in "([":
-                inner = alternatives(")" if tok == "(" else "]")
-                items.append(Alt(inner, optional=tok == "["))
-            elif tok == "|":
-                options.append(Seq(tuple(items)))
-                items = []
-            elif tok in ")]":
-                if tok != closing:
-                    raise ValueError(f"unbalanced {tok!r}")
-                options.append(Seq(tuple(items)))
-                return tuple(options)
-            elif tok.startswith("{"):
-                items.append(Slot(tok[1:-1]))
-            else:
-                items.append(Words(tok))
-        if closing is not None:
-            raise ValueError(f"missing {closing!r}")
-        options.append(Seq(tuple(items)))
-        return tuple(options)
-
-    tree = Alt(alternatives(None))
-    return tree
-
-
-@dataclass(frozen=True)
-class Phrase:
-    """One concrete phrase: its surface words, and the slots its list words fill."""
-
-    text: str
-    slots: tuple[tuple[str, str], ...] = ()
-
-
-def expand(node: Alt | Seq, lists: Mapping[str, Sequence[tuple[Alt, str]]]) -> Iterator[Phrase]:
-    """Every phrase a template tree allows."""
-    if isinstance(node, Alt):
-        if node.optional:
-            yield Phrase("")
-        for option in node.options:
-            yield from expand(option, lists)
-        return
-    parts: list[list[Phrase]] = []
-    for item in node.items:
-        if isinstance(item, Words):
-            parts.append([Phrase(item.text)])
-        elif isinstance(item, Slot):
-            if item.name not in lists:
-                raise ValueError(f"unknown list {{{item.name}}}")
-            parts.append(
-                [
-                    Phrase(p.text, ((item.name, value),))
-                    for tree, value in lists[item.name]
-                    for p in expand(tree, lists)
-                ]
-            )
-        else:
-            parts.append(list(expand(item, lists)))
-    for combo in itertools.product(*parts):
-        text = " ".join(p.text for p in combo if p.text)
-        yield Phrase(text, tuple(s for p in combo for s in p.slots))
 
 
 # -- the intent set ----------------------------------------------------------
@@ -206,18 +59,29 @@ class IntentSet:
     responses: Mapping[str, str]
     barge_in: frozenset[str]  # normalised phrases that count while the coach speaks
     source: yamldoc.Doc = field(repr=False, compare=False)  # the file, for errors found later
+    # Said around a command without changing it; not in `phrases()`: a recogniser that
+    # wants them around its phrases adds them itself.
+    fillers: Fillers = DEFAULT_FILLERS
+    longest: int = 0  # words in the longest phrase: a longer core is no command
 
     def match(self, text: str) -> Intent | None:
-        """The intent `text` says, or None when it is no command."""
-        key = normalise(text)
-        hit = self.table.get(key) or self.table.get(strip_fillers(key))
-        log.debug("match %r -> %s", text, hit.name if hit else None)
-        return hit
+        """The intent `text` says, or None when it is no command: the text itself or, with
+        fillers taken off its ends, the longest core that is a phrase."""
+        hit = next(self._hits(text), None)
+        log.debug("match %r -> %s", text, hit[1].name if hit else None)
+        return hit[1] if hit else None
 
     def is_barge_in(self, text: str) -> bool:
         """Whether `text` is a barge-in phrase (fillers around it allowed): one that counts
         while the coach speaks."""
-        return strip_fillers(normalise(text)) in self.barge_in
+        hit = next(self._hits(text), None)
+        return hit is not None and hit[0] in self.barge_in
+
+    def _hits(self, text: str) -> Iterator[tuple[str, Intent]]:
+        for core in self.fillers.cores(normalise(text), self.longest):
+            hit = self.table.get(core)
+            if hit is not None:
+                yield core, hit
 
     def names_barge_in(self, text: str) -> bool:
         """Whether `text` contains a barge-in phrase ("...you can say pause, ... or stop.")."""
@@ -233,13 +97,12 @@ class IntentSet:
         means repeat, for the user may not have finished)."""
         phrases = self.phrases()
         meaning = {p: self.match(p) for p in phrases}
-        by_words = [(p, p.split()) for p in phrases]
-        out = []
-        for phrase, words in by_words:
-            longer = (q for q, w in by_words if len(w) > len(words) and w[: len(words)] == words)
-            if all(meaning[q] == meaning[phrase] for q in longer):
-                out.append(phrase)
-        return out
+        continued: dict[tuple[str, ...], list[Intent | None]] = {}  # prefix -> meanings after it
+        for phrase in phrases:
+            words = tuple(phrase.split())
+            for n in range(1, len(words)):
+                continued.setdefault(words[:n], []).append(meaning[phrase])
+        return [p for p in phrases if all(m == meaning[p] for m in continued.get(tuple(p.split()), []))]
 
     def vocabulary(self) -> list[str]:
         return sorted({w for p in self.phrases() for w in p.split()})
@@ -332,7 +195,8 @@ def load(path: Path | None = None) -> IntentSet:
 def from_doc(doc: yamldoc.Doc) -> IntentSet:
     """Expand and check an intents file. Which intents it must have is the dialogue's to
     say (dialogue.check_intents); the responses it must have are RESPONSES."""
-    doc.mapping((), ("language", "intents", "barge_in", "lists", "responses"))
+    doc.mapping((), ("language", "fillers", "rules", "lists", "intents", "barge_in", "responses"))
+    rules = _rules(doc)
     lists: dict[str, list[tuple[Alt, str]]] = {}
     for name in doc.mapping(("lists",)):
         values = []
@@ -340,6 +204,7 @@ def from_doc(doc: yamldoc.Doc) -> IntentSet:
             doc.mapping(("lists", name, i), ("in", "out"))
             values.append((_parse(doc, ("lists", name, i, "in")), doc.text(("lists", name, i, "out"))))
         lists[name] = values
+    grammar = (lists, rules)
     table: dict[str, Intent] = {}
     surface: dict[str, tuple[str, ...]] = {}
     intents = doc.mapping(("intents",))
@@ -347,7 +212,7 @@ def from_doc(doc: yamldoc.Doc) -> IntentSet:
         said: list[str] = []
         for i, _ in enumerate(doc.sequence(("intents", name))):
             path = ("intents", name, i)
-            for phrase in _expand(doc, path, lists):
+            for phrase in _expand(doc, path, grammar):
                 key = normalise(phrase.text)
                 if not key:
                     raise doc.error(path, "a template may not allow an empty phrase")
@@ -366,14 +231,40 @@ def from_doc(doc: yamldoc.Doc) -> IntentSet:
         table=table,
         surface=surface,
         responses=_responses(doc),
-        barge_in=_barge_in(doc, lists, table),
+        barge_in=_barge_in(doc, grammar, table),
         source=doc,
+        fillers=_fillers(doc),
+        longest=max((len(key.split()) for key in table), default=0),
     )
 
 
-def _barge_in(
-    doc: yamldoc.Doc, lists: Mapping[str, Sequence[tuple[Alt, str]]], table: Mapping[str, Intent]
-) -> frozenset[str]:
+def _rules(doc: yamldoc.Doc) -> Rules:
+    """The named rules, parsed, each expandable: no unknown rule, no rule through itself."""
+    rules = {name: _parse(doc, ("rules", name)) for name in doc.mapping(("rules",))}
+    problem = rule_problem(rules)
+    if problem is not None:
+        name, message = problem
+        raise doc.error(("rules", name), message)
+    return rules
+
+
+def _fillers(doc: yamldoc.Doc) -> Fillers:
+    """The fillers before and after a command (the single words of FILLERS when the file
+    names none)."""
+    if doc.get(("fillers",)) is None:
+        return DEFAULT_FILLERS
+    doc.mapping(("fillers",), ("before", "after"))
+    sides = []
+    for side in ("before", "after"):
+        texts = [doc.text(("fillers", side, i)) for i, _ in enumerate(doc.sequence(("fillers", side)))]
+        for i, text in enumerate(texts):
+            if not normalise(text):
+                raise doc.error(("fillers", side, i), "a filler must have a word")
+        sides.append(texts)
+    return Fillers.of(*sides)
+
+
+def _barge_in(doc: yamldoc.Doc, grammar: tuple[Lists, Rules], table: Mapping[str, Intent]) -> frozenset[str]:
     """The barge-in phrases, normalised: per intent, templates of some of its own phrases."""
     if doc.get(("barge_in",)) is None:
         raise doc.error(
@@ -385,7 +276,7 @@ def _barge_in(
     for name in doc.mapping(("barge_in",)):
         for i, _ in enumerate(doc.sequence(("barge_in", name))):
             path = ("barge_in", name, i)
-            for phrase in _expand(doc, path, lists):
+            for phrase in _expand(doc, path, grammar):
                 key = normalise(phrase.text)
                 hit = table.get(key)
                 if hit is None or hit.name != name:
@@ -412,11 +303,9 @@ def _responses(doc: yamldoc.Doc) -> dict[str, str]:
     return out
 
 
-def _expand(
-    doc: yamldoc.Doc, path: yamldoc.PathKey, lists: Mapping[str, Sequence[tuple[Alt, str]]]
-) -> list[Phrase]:
+def _expand(doc: yamldoc.Doc, path: yamldoc.PathKey, grammar: tuple[Lists, Rules]) -> list[Phrase]:
     try:
-        return list(expand(_parse(doc, path), lists))
+        return list(expand(_parse(doc, path), *grammar))
     except ValueError as exc:
         raise doc.error(path, str(exc)) from exc
 

@@ -5,7 +5,10 @@ import pytest
 from assistant.coach import intents, yamldoc
 from assistant.coach.intents import IntentSet, normalise, parse_template
 from assistant.errors import ConfigError
+from tests.kit import corpus
 from tests.kit.sessions import bundled_intents
+from tests.kit.wordings import DEV, HELD_OUT
+from tests.kit.wordings import pairs as wordings_pairs
 
 
 def phrases_of(template: str) -> set[str]:
@@ -76,6 +79,25 @@ NATURAL = {
     "louder": ["louder", "speak up", "volume up", "turn it up", "I can't hear you"],
     "quieter": ["quieter", "softer", "volume down", "turn it down", "too loud"],
 }
+WITH_FILLERS = {
+    "pause": ["Okay, can we take a break?", "hang on a sec please", "I need a breather for a bit"],
+    "stop": ["let's call it quits for today", "I think that's all for now, thanks", "no more, please"],
+    "slower": [
+        "could you slow it down a little bit",
+        "you're going way too fast for me",
+        "not so quick please",
+    ],
+    "resume": ["alright, let's get back to the stretch", "I'm back now", "ok go ahead"],
+    "louder": ["I can't hear you at all", "can you turn the volume up please"],
+    "skip": ["can we switch to the other side now", "let's skip ahead"],
+}
+
+
+@pytest.mark.parametrize(("name", "said"), [(n, s) for n, group in WITH_FILLERS.items() for s in group])
+def test_fillers_and_rules_widen_each_command(lang: IntentSet, name: str, said: str) -> None:
+    hit = lang.match(said)
+    assert hit is not None and hit.name == name
+    assert normalise(said) not in lang.table  # reached through fillers, not a phrase of its own
 
 
 @pytest.mark.parametrize(("name", "said"), [(n, s) for n, group in NATURAL.items() for s in group])
@@ -99,7 +121,20 @@ def test_slots(lang: IntentSet) -> None:
 
 @pytest.mark.parametrize(
     "chatter",
-    ["make me a sandwich", "the cat is asleep", "", "stop the cat", "breathe in and relax", "pause pause"],
+    [
+        "make me a sandwich",
+        "the cat is asleep",
+        "",
+        "stop the cat",
+        "breathe in and relax",
+        "pause pause",
+        "don't stop",
+        "no, don't stop",
+        "I don't want to stop",
+        "please please",
+        "can you pass me the remote",
+        "you can say pause",
+    ],
 )
 def test_other_text_is_no_command(lang: IntentSet, chatter: str) -> None:
     assert lang.match(chatter) is None
@@ -262,3 +297,57 @@ def test_responses_take_only_their_placeholders(response: str, message: str) -> 
 def test_responses_are_filled(lang: IntentSet) -> None:
     said = lang.say("resuming", set="two", side="right", rep="seven")
     assert said == "Resuming: set two, right leg, rep seven."
+
+
+# -- new wordings ----------------------------------------------------------------
+# tests/kit/wordings.py: what people say that the grammar was not written for. The
+# held-out half is never looked at: these tests count it, and show only numbers.
+
+
+def _recall(lang: IntentSet, wordings: dict[str, tuple[str, ...]]) -> int:
+    return sum(1 for name, said in wordings_pairs(wordings) if _means(lang, said, name))
+
+
+def _means(lang: IntentSet, said: str, name: str) -> bool:
+    hit = lang.match(said)
+    return hit is not None and hit.name == name
+
+
+def _literal_templates() -> list[str]:
+    """The templates of the bundled file that allow one phrase only, normalised."""
+    doc = yamldoc.load(intents.default_path())
+    templates = [t for group in doc.data["intents"].values() for t in group]
+    templates += list(doc.data["rules"].values())
+    return [normalise(t) for t in templates if not set(t) & set("()[]{}<>|")]
+
+
+def test_held_out_wordings_as_text(lang: IntentSet) -> None:
+    hits, total = _recall(lang, HELD_OUT), len(wordings_pairs(HELD_OUT))
+    assert hits >= 0.9 * total
+
+
+def test_dev_wordings_as_text(lang: IntentSet) -> None:
+    hits, total = _recall(lang, DEV), len(wordings_pairs(DEV))
+    assert hits >= 0.9 * total
+
+
+# Literal templates (one phrase each) that are held-out wordings. Two of those written
+# from the kinds of wording listed in issue 12, before the held-out half was first
+# counted, turned out to be: which two, no one has looked. There must be no more.
+HELD_OUT_LITERALS = 2
+
+
+def test_no_template_is_written_as_a_wording() -> None:
+    # Kinds of wording, not wordings: a template that allows a single phrase, and that
+    # phrase one of the wordings, looks written to catch it. Wordings that are phrases
+    # of wider templates ("<start> [the|my|this] <routine>") are generalisation.
+    literal = set(_literal_templates())
+    assert literal and "unpause" in literal
+    assert [said for _, said in wordings_pairs(DEV) if normalise(said) in literal] == []
+    assert sum(1 for _, said in wordings_pairs(HELD_OUT) if normalise(said) in literal) <= HELD_OUT_LITERALS
+
+
+def test_no_routine_chatter_or_coach_text_is_a_command(lang: IntentSet) -> None:
+    texts = [*corpus.ROUTINE_TEXT, *corpus.CHATTER, *corpus.coach_texts(lang)]
+    assert len(texts) > 100
+    assert [(t, lang.match(t)) for t in texts if lang.match(t) is not None] == []
