@@ -80,16 +80,32 @@ class Fillers:
 
     before: tuple[str, ...]
     after: tuple[str, ...]
+    # As written, lower case ("let's", not "let us"): what a recogniser's grammar may hear
+    # before (`said_before`) and after (`said_after`) a phrase.
+    said_before: tuple[str, ...] = ()
+    said_after: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, before: Iterable[str], after: Iterable[str]) -> Fillers:
         """Fillers from texts as written ("let's" is kept as "let us")."""
+        before, after = tuple(before), tuple(after)
 
         def clean(texts: Iterable[str]) -> tuple[str, ...]:
             found = {normalise(t) for t in texts} - {""}
             return tuple(sorted(found, key=lambda f: (-len(f.split()), f)))
 
-        return cls(clean(before), clean(after))
+        def said(texts: Iterable[str]) -> tuple[str, ...]:
+            return tuple(sorted({" ".join(t.lower().split()) for t in texts if normalise(t)}))
+
+        return cls(clean(before), clean(after), said(before), said(after))
+
+    def core(self, text: str, phrases: Mapping[str, str]) -> str:
+        """The phrase `text` says with fillers around it: `phrases` maps a normalised
+        phrase to the phrase as a recogniser says it; "" when no core is one."""
+        for core in self.cores(normalise(text)):
+            if core in phrases:
+                return phrases[core]
+        return ""
 
     def cores(self, normalised: str, longest: int | None = None) -> Iterator[str]:
         """`normalised`, then what is left of it with fillers taken off either end, longest

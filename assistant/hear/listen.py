@@ -77,7 +77,9 @@ class Listener:
             phrases = [f"{self.wake} {p}" for p in phrases]
             complete = [f"{self.wake} {p}" for p in complete]
         self._complete = frozenset(complete)
-        recognizer.set_phrases(phrases, self.complete)
+        # Fillers around a command ("okay, stop please"); not with a wake word, which must
+        # come first.
+        recognizer.set_phrases(phrases, self.complete, None if self.wake else intents.fillers)
         self.rejected = 0
         self.gated = 0
 

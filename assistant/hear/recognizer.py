@@ -18,6 +18,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from assistant.coach.phrasing import Fillers
+
 log = logging.getLogger(__name__)
 
 RATE_HZ = 16_000  # what every recogniser takes
@@ -41,10 +43,14 @@ class Recognizer(Protocol):
 
     name: str  # "pocketsphinx" or "vosk", for logs and the timeline
 
-    def set_phrases(self, phrases: Sequence[str], complete: Complete | None = None) -> None:
+    def set_phrases(
+        self, phrases: Sequence[str], complete: Complete | None = None, fillers: Fillers | None = None
+    ) -> None:
         """Restrict recognition to `phrases` (lower case words); rejection stays on.
         `complete(phrase, speech_start_s, speech_end_s)` says whether a phrase heard there
-        may end its utterance at once, before the usual trailing silence (see listen.py)."""
+        may end its utterance at once, before the usual trailing silence (see listen.py).
+        `fillers` may be heard before and after a phrase ("okay, stop please"): the
+        hypothesis is then the phrase alone."""
 
     def knows(self, word: str) -> bool:
         """Whether `word` (lower case) is in the recogniser's vocabulary: a phrase with a word

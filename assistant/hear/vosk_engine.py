@@ -32,14 +32,15 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from assistant.coach.phrasing import Fillers, normalise
 from assistant.errors import ModelError
 from assistant.hear.recognizer import Complete, Hypothesis
 from assistant.pcm import RATE_HZ
@@ -200,6 +201,8 @@ class Grammar:
     phrases: frozenset[str]  # what may come out
     json: str  # the JSON list given to vosk
     rejects: bool  # [unk] is in it
+    fillers: Fillers | None = None  # heard around a phrase, and taken off
+    table: Mapping[str, str] = field(default_factory=dict)  # normalised phrase -> phrase
 
 
 class VoskModel:
@@ -247,8 +250,10 @@ class VoskModel:
         """Whether `word` is in the model's vocabulary (the table vosk builds grammars from)."""
         return int(self.handle.vosk_model_find_word(word)) >= 0
 
-    def grammar(self, phrases: Sequence[str]) -> Grammar:
-        """The grammar for `phrases`: those the model can say, plus [unk] if it has it."""
+    def grammar(self, phrases: Sequence[str], fillers: Fillers | None = None) -> Grammar:
+        """The grammar for `phrases`: those the model can say, plus [unk] if it has it, and
+        the `fillers` it can say as entries of their own (vosk's grammar lets entries follow
+        one another, so "okay stop please" is heard; `read_result` takes them off)."""
         wanted = sorted({" ".join(p.lower().split()) for p in phrases} - {""})
         missing = sorted({w for p in wanted for w in p.split() if not self.knows(w)})
         kept = [p for p in wanted if not set(p.split()) & set(missing)]
@@ -273,8 +278,13 @@ class VoskModel:
                 self.path,
                 UNK,
             )
-        words = [*kept, UNK] if rejects else kept
-        return Grammar(frozenset(kept), json.dumps(words, ensure_ascii=False), rejects)
+        around: list[str] = []
+        if fillers is not None:
+            said = sorted({*fillers.said_before, *fillers.said_after} - set(kept))
+            around = [f for f in said if all(self.knows(w) for w in f.split())]
+        words = [*kept, *around, UNK] if rejects else [*kept, *around]
+        table = {normalise(p): p for p in kept} if around else {}
+        return Grammar(frozenset(kept), json.dumps(words, ensure_ascii=False), rejects, fillers, table)
 
 
 class VoskRecognizer:
@@ -305,10 +315,12 @@ class VoskRecognizer:
         """Load the model at `path` and make a recogniser on it."""
         return cls(VoskModel(path, endpoint), phrases)
 
-    def set_phrases(self, phrases: Sequence[str], complete: Complete | None = None) -> None:
+    def set_phrases(
+        self, phrases: Sequence[str], complete: Complete | None = None, fillers: Fillers | None = None
+    ) -> None:
         """Swap the grammar; an utterance in progress is dropped. `complete` is not needed:
         Kaldi's endpoint rule 2 already ends an utterance early at a phrase end."""
-        grammar = self.model.grammar(phrases)
+        grammar = self.model.grammar(phrases, fillers)
         # vosk refuses (and aborts the process on) a new grammar mid-utterance.
         self._rec.Reset()
         self._rec.SetGrammar(grammar.json)
@@ -359,7 +371,7 @@ class VoskRecognizer:
             self._runs.pop(0)
 
     def _hypothesis(self, raw: str, final_s: float) -> Hypothesis | None:
-        heard = read_result(raw, self.grammar.phrases)
+        heard = read_result(raw, self.grammar.phrases, self.grammar)
         if heard is None:
             return None
         text, first_s, last_s = heard
@@ -370,16 +382,21 @@ class VoskRecognizer:
         return Hypothesis(text, min(start_s, end_s), end_s, final_s)
 
 
-def read_result(raw: str, phrases: frozenset[str]) -> tuple[str, float, float] | None:
+def read_result(
+    raw: str, phrases: frozenset[str], grammar: Grammar | None = None
+) -> tuple[str, float, float] | None:
     """(text, first word's start, last word's end) of a vosk result with words; text is ""
-    (a rejection) unless it is exactly one of `phrases`. None when no word was heard."""
+    (a rejection) unless it is one of `phrases`, or one with the fillers of `grammar`
+    around it (then text is the phrase alone). None when no word was heard."""
     result = json.loads(raw)
     words = result.get("result") or []
     if not words:
         # An endpoint in silence (rule 1) or on noise the grammar absorbed: no utterance.
         return None
-    text = " ".join(str(result.get("text", "")).split())
-    if UNK in text.split() or text not in phrases:
-        log.debug("vosk rejected %r", text)
-        text = ""
+    heard = " ".join(str(result.get("text", "")).split())
+    text = heard if heard in phrases else ""
+    if not text and UNK not in heard.split() and grammar is not None and grammar.fillers is not None:
+        text = grammar.fillers.core(heard, grammar.table)
+    if not text:
+        log.debug("vosk rejected %r", heard)
     return text, float(words[0]["start"]), float(words[-1]["end"])
