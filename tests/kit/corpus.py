@@ -15,6 +15,7 @@ cepstral mean all work as they do in a session.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from assistant.coach import intents, routine
@@ -22,6 +23,7 @@ from assistant.coach.dialogue import foreseeable_texts
 from assistant.coach.intents import IntentSet
 from assistant.coach.routine import VERBOSITIES
 from assistant.hear.listen import Listener
+from assistant.hear.recognizer import Recognizer
 from assistant.pcm import RATE_HZ
 from tests.kit import speech
 
@@ -175,17 +177,22 @@ def _clips(
     return labelled, [(t, speech.piper(t)) for t, _ in labelled]
 
 
-def evaluate(condition: str, settings: object = None) -> Result:
-    """Decode one condition's stream with a fresh recogniser."""
+def evaluate(
+    condition: str, settings: object = None, make: Callable[[Sequence[str]], Recognizer] | None = None
+) -> Result:
+    """Decode one condition's stream with a fresh recogniser: pocketsphinx with `settings`,
+    or what `make(phrases)` returns."""
     from assistant.hear.sphinx_engine import SphinxRecognizer, SphinxSettings
 
     lang = intents.load()
     labelled, clips = _clips(condition, lang)
     noisy = "dB" in condition
     stream = speech.build_stream(clips, snr_db=NOISE_SNR_DB if noisy else None, seed=len(condition))
-    recognizer = SphinxRecognizer(
-        lang.phrases(), settings if isinstance(settings, SphinxSettings) else SphinxSettings()
-    )
+    if make is not None:
+        recognizer: Recognizer = make(lang.phrases())
+    else:
+        sphinx = settings if isinstance(settings, SphinxSettings) else SphinxSettings()
+        recognizer = SphinxRecognizer(lang.phrases(), sphinx)
     if condition != "oov cues":
         # The phrases as a session's Listener sets them: whole commands may end early, as
         # between the coach's sentences; over them (the coach's own cues reaching the
