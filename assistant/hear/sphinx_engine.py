@@ -38,7 +38,7 @@ import numpy.typing as npt
 
 from assistant.errors import SphinxError
 from assistant.hear.endpoint import Endpointer, Segment, VadSettings, denoise
-from assistant.hear.recognizer import Complete, Hypothesis
+from assistant.hear.recognizer import Complete, Hypothesis, distractors
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,9 @@ class SphinxSettings:
     # live mean still adapts from there to the speaker and the room.
     cmninit: str | None = "46.4,-4.7,-2.9,1.6,-2.5,-3.5,-0.1,-8.5,-2.4,3.1,-0.2,1.5,-6.5"
     vad: VadSettings = field(default_factory=VadSettings)
+    # Distractor words (recognizer.distractors()) in the grammar, the most frequent first:
+    # each a one-word path beside the phrases; decoded, it is a rejection. 0: none.
+    decoys: int = 0
 
 
 @dataclass(frozen=True)
@@ -118,13 +121,20 @@ class SphinxRecognizer:
                 table.setdefault(words, phrase)
             elif words:
                 log.warning("pocketsphinx cannot say %r: a word is not in its dictionary", phrase)
+        used = {w for words in table for w in words}
+        decoys = [
+            w
+            for w in distractors()[: self.settings.decoys]
+            if w not in used and self._decoder.lookup_word(w) is not None
+        ]
         self._searches += 1
         names = (f"quiet{self._searches}", f"noisy{self._searches}")
         try:
             for name, garbage_p in zip(
                 names, (self.settings.garbage_p, self.settings.noisy_garbage_p), strict=True
             ):
-                fsg = self._decoder.create_fsg(name, 0, 1, _transitions(list(table), garbage_p))
+                arcs = _transitions(list(table), garbage_p, decoys)
+                fsg = self._decoder.create_fsg(name, 0, 1, arcs)
                 self._decoder.add_fsg(name, fsg)
             self._decoder.activate_search(names[0])
         except (RuntimeError, ValueError) as exc:
@@ -258,11 +268,15 @@ def _make_decoder(settings: SphinxSettings) -> Any:
         raise SphinxError(f"pocketsphinx cannot load its model from {hmm} ({exc}); reinstall it") from exc
 
 
-def _transitions(phrases: list[tuple[str, ...]], garbage_p: float) -> list[tuple[Any, ...]]:
-    """FSG arcs (from, to, probability[, word]); a 3-tuple is an epsilon arc."""
+def _transitions(
+    phrases: list[tuple[str, ...]], garbage_p: float, decoys: Sequence[str] = ()
+) -> list[tuple[Any, ...]]:
+    """FSG arcs (from, to, probability[, word]); a 3-tuple is an epsilon arc. Each decoy
+    word is a path of its own, as likely as a phrase."""
     start, final, next_state = 0, 1, 2
     arcs: list[tuple[Any, ...]] = []
-    enter = 0.5 / max(1, len(phrases))  # half the mass to the phrases, half to garbage
+    enter = 0.5 / max(1, len(phrases) + len(decoys))  # half the mass to the words, half to garbage
+    arcs += [(start, final, enter, word) for word in decoys]
     for words in phrases:
         prev = start
         for i, word in enumerate(words):
