@@ -12,6 +12,11 @@ Design (see README, "It never obeys itself"):
   Commands said between cues are always heard.
 - With a wake word set, a command counts only after it ("coach, pause"). Every word
   of it must be in the recogniser's vocabulary, or no command could ever be heard.
+- A command that starts something needs more evidence than one that pauses or stops:
+  heard as a lone word ("start", "begin"), it does not count. A real "stop" sometimes
+  decodes as "start" (2 of 116 real speakers' clips with pocketsphinx, 1 with vosk,
+  tests/hear/test_real_speech.py), and that would begin a whole session, or resume a
+  paused one. "Start back stretch", "let's begin" count; typed commands are not affected.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from assistant.hear.recognizer import Hypothesis, Recognizer
 log = logging.getLogger(__name__)
 
 TAIL_S = 0.3  # the coach's voice lingers this long after its last sample (room, latency)
+STARTING = frozenset({"start"})  # intents that start something: a lone word is not enough
+START_MIN_WORDS = 2
 
 
 def _check_wake_word(wake_word: str, recognizer: Recognizer) -> str:
@@ -129,6 +136,10 @@ class Listener:
         intent = self.intents.match(text)
         if intent is None:
             self.rejected += 1
+            return None
+        if intent.name in STARTING and len(self.intents.fillers.stripped(text).split()) < START_MIN_WORDS:
+            self.rejected += 1
+            log.info("%.2f s: %r ignored: to start, a phrase like 'start back stretch'", end, text)
             return None
         if self._gated(text, start, end):
             self.gated += 1

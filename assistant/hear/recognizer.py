@@ -6,10 +6,16 @@ with the audio time at its end, finds the end of each utterance itself
 phrases can come out: the intents' phrase list, with a rejection path so that
 speech which is no command gives `text == ""`.
 The engines are in sphinx_engine.py and vosk_engine.py; engines.py chooses one.
+
+Both may put distractor words in their grammars (`distractors()`): common English
+words that are no command, so that a short real word like "right" or "on" decodes as
+itself, a rejection, rather than as the nearest command ("wait", "go on").
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +42,15 @@ class Hypothesis:
     speech_start_s: float  # where the utterance began in the audio
     speech_end_s: float  # where it ended
     final_s: float  # the audio time at which the result was known (endpoint + decode)
+
+
+@functools.cache
+def distractors() -> tuple[str, ...]:
+    """The bundled distractor words (assistant/data/distractors.yaml), most frequent first."""
+    import yaml
+
+    path = importlib.resources.files("assistant") / "data" / "distractors.yaml"
+    return tuple(yaml.safe_load(path.read_text(encoding="utf-8"))["en"].split())
 
 
 class Recognizer(Protocol):

@@ -39,7 +39,7 @@ import numpy.typing as npt
 from assistant.coach.phrasing import Fillers, normalise
 from assistant.errors import SphinxError
 from assistant.hear.endpoint import Endpointer, Segment, VadSettings, denoise
-from assistant.hear.recognizer import Complete, Hypothesis
+from assistant.hear.recognizer import Complete, Hypothesis, distractors
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,9 @@ class SphinxSettings:
     # live mean still adapts from there to the speaker and the room.
     cmninit: str | None = "46.4,-4.7,-2.9,1.6,-2.5,-3.5,-0.1,-8.5,-2.4,3.1,-0.2,1.5,-6.5"
     vad: VadSettings = field(default_factory=VadSettings)
+    # Distractor words (recognizer.distractors()) in the grammar, the most frequent first:
+    # each a one-word path beside the phrases; decoded, it is a rejection. 0: none.
+    decoys: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,13 +141,19 @@ class SphinxRecognizer:
             [tuple(f.split()) for f in said if all(self._known(w) for w in f.split())]
             for said in ((fillers.said_before, fillers.said_after) if fillers else ((), ()))
         )
+        used = {w for words in [*table, *before, *after] for w in words}
+        decoys = [
+            w
+            for w in distractors()[: self.settings.decoys]
+            if w not in used and self._decoder.lookup_word(w) is not None
+        ]
         self._searches += 1
         names = (f"quiet{self._searches}", f"noisy{self._searches}")
         try:
             for name, garbage_p in zip(
                 names, (self.settings.garbage_p, self.settings.noisy_garbage_p), strict=True
             ):
-                arcs = _transitions(list(table), garbage_p, before, after)
+                arcs = _transitions(list(table), garbage_p, decoys, before, after)
                 fsg = self._decoder.create_fsg(name, 0, 1, arcs)
                 self._decoder.add_fsg(name, fsg)
             self._decoder.activate_search(names[0])
@@ -286,15 +295,18 @@ def _make_decoder(settings: SphinxSettings) -> Any:
 def _transitions(
     phrases: list[tuple[str, ...]],
     garbage_p: float,
+    decoys: Sequence[str] = (),
     before: Sequence[tuple[str, ...]] = (),
     after: Sequence[tuple[str, ...]] = (),
 ) -> list[tuple[Any, ...]]:
-    """FSG arcs (from, to, probability[, word]); a 3-tuple is an epsilon arc. Fillers
-    `before` loop on the start state; the phrases end in a state on which the fillers
-    `after` loop, with an epsilon arc on to the final state."""
+    """FSG arcs (from, to, probability[, word]); a 3-tuple is an epsilon arc. Each decoy
+    word is a path of its own, as likely as a phrase. Fillers `before` loop on the start
+    state; the phrases end in a state on which the fillers `after` loop, with an epsilon
+    arc on to the final state."""
     start, final, next_state = 0, 1, 2
     arcs: list[tuple[Any, ...]] = []
-    enter = 0.5 / max(1, len(phrases))  # half the mass to the phrases, half to garbage
+    enter = 0.5 / max(1, len(phrases) + len(decoys))  # half the mass to the words, half to garbage
+    arcs += [(start, final, enter, word) for word in decoys]
     end = final
     if after:
         end, next_state = next_state, next_state + 1

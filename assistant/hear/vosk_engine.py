@@ -7,7 +7,10 @@
 The grammar holds only phrases whose every word the model knows (vosk would
 silently drop the unknown word and turn "keep going" into "keep"), plus
 `[unk]` when the model has it, so speech outside the commands comes out as
-`[unk]` rather than as the nearest command. Anything that comes out that is not
+`[unk]` rather than as the nearest command. Common English words are in it too
+(`assistant/data/distractors.yaml`): a short real word that is no command ("right",
+"on") decodes as itself rather than as the nearest command ("wait", "go on"), and a
+distractor heard is a rejection like `[unk]`. Anything that comes out that is not
 exactly one of the phrases (vosk's grammar is a bigram model, so it can join
 phrases) is a rejection: `text == ""`.
 
@@ -48,7 +51,7 @@ import numpy.typing as npt
 
 from assistant.coach.phrasing import Fillers, normalise
 from assistant.errors import ModelError
-from assistant.hear.recognizer import Complete, Hypothesis
+from assistant.hear.recognizer import Complete, Hypothesis, distractors
 from assistant.pcm import RATE_HZ
 
 log = logging.getLogger(__name__)
@@ -212,10 +215,15 @@ class Grammar:
 
 
 class VoskModel:
-    """A loaded vosk model; `endpoint` None keeps the model's own endpoint rules."""
+    """A loaded vosk model; `endpoint` None keeps the model's own endpoint rules; `decoys`
+    the distractor words for its grammars (None: the bundled ones)."""
 
     def __init__(
-        self, path: Path, endpoint: EndpointRules | None = COMMAND_ENDPOINT, cache_root: Path | None = None
+        self,
+        path: Path,
+        endpoint: EndpointRules | None = COMMAND_ENDPOINT,
+        cache_root: Path | None = None,
+        decoys: Sequence[str] | None = None,
     ) -> None:
         if not path.exists():
             raise ModelError(f"no vosk model at {path}; {_FIX}")
@@ -223,6 +231,7 @@ class VoskModel:
             raise ModelError(f"{path} is not a vosk model (no am/final.mdl in it); {_FIX}")
         self.path = path
         self.endpoint = endpoint
+        self.decoys = tuple(distractors() if decoys is None else decoys)
         self.runtime_grammar = _has_runtime_graph(path)
         load_dir = endpoint_model_dir(path, endpoint, cache_root) if endpoint is not None else path
         import vosk
@@ -288,7 +297,11 @@ class VoskModel:
         if fillers is not None:
             said = sorted({*fillers.said_before, *fillers.said_after} - set(kept))
             around = [f for f in said if all(self.knows(w) for w in f.split())]
-        words = [*kept, *around, UNK] if rejects else [*kept, *around]
+        # Distractors: words of no phrase nor filler, which the model knows (it would drop
+        # unknown ones).
+        used = {w for p in [*kept, *around] for w in p.split()}
+        decoys = [w for w in dict.fromkeys(self.decoys) if w not in used and self.knows(w)]
+        words = [*kept, *around, *decoys, UNK] if rejects else [*kept, *around, *decoys]
         table = {normalise(p): p for p in kept} if around else {}
         return Grammar(frozenset(kept), json.dumps(words, ensure_ascii=False), rejects, fillers, table)
 

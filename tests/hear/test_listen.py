@@ -121,6 +121,22 @@ def test_a_command_may_end_early_only_when_whole_and_the_coach_is_quiet(lang: In
     assert not recognizer.complete("hello there", 3.0, 3.5)
 
 
+def test_starting_takes_more_than_a_lone_word(lang: IntentSet) -> None:
+    """A misheard "stop" decodes as "start" now and then: alone, it starts nothing; a
+    phrase of two words or more does, and a lone "stop" still stops."""
+    hypotheses = [
+        Hypothesis("start", 1.0, 1.4, 1.6),
+        Hypothesis("begin", 2.0, 2.4, 2.6),
+        Hypothesis("start back stretch", 3.0, 3.9, 4.1),
+        Hypothesis("let's begin", 5.0, 5.6, 5.8),
+        Hypothesis("stop", 7.0, 7.4, 7.6),
+    ]
+    assert getattr(lang.match("start"), "name", None) == "start"  # a phrase of the intent, typed
+    listener = Listener(Scripted(hypotheses), lang)
+    assert _listen(listener, 9.0) == ["start back stretch", "let us begin", "stop"]
+    assert listener.rejected == 2
+
+
 def test_wake_word(lang: IntentSet) -> None:
     recognizer = Scripted([Hypothesis("pause", 1.0, 1.5, 1.8), Hypothesis("hey coach pause", 3.0, 3.5, 3.8)])
     listener = Listener(recognizer, lang, wake_word="Hey coach")
