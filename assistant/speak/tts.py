@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -85,8 +86,10 @@ class Synthesizer:
         """Load the voice now rather than at the first synthesis (a second or two on a Pi)."""
         self._load()
 
-    def synthesize(self, text: str) -> Audio:
-        """The whole of `text` as one clip, sentences joined by the configured pause."""
+    def synthesize(self, text: str, between: Callable[[], None] = lambda: None) -> Audio:
+        """The whole of `text` as one clip, sentences joined by the configured pause.
+        `between()` is called between sentences (piper has phonemised the whole text by
+        then): it may wait while another synthesis goes first, or raise to give up."""
         from piper import SynthesisConfig
 
         voice = self._load()
@@ -104,6 +107,7 @@ class Synthesizer:
                     f"voice {self.voice.name} produced {chunk.sample_rate} Hz, not its stated rate"
                 )
             if parts:
+                between()
                 parts.append(pause)
             parts.append(chunk.audio_int16_array.reshape(-1))
         samples = np.concatenate(parts).astype(np.int16) if parts else np.zeros(0, np.int16)
