@@ -261,6 +261,7 @@ import resource, signal, sys
 from pathlib import Path
 import numpy as np
 from assistant.errors import AudioFileError
+from assistant.pcm import Audio
 from assistant.speak.wav import write_wav
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
