@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -29,23 +30,22 @@ from tests.kit.sessions import SHORT_ROUTINE
 
 log = logging.getLogger(__name__)
 
-STARTS = 3  # warm starts timed (quick: 1)
+STARTS = 3  # cold and warm starts timed, each (quick: 1)
 START_TIMEOUT_S = 120.0
 SETTLE_S = 0.5  # after "Listening", before SIGINT: a SIGINT during that very print exits 130
+FIRST_WORDS_S = 3.0  # issue 14: launch to the first word, and to listening, cold cache included
 # --quick: few reps and short cues, so the cache holds about 30 cues (the fixed replies are
 # most of them), not about 60.
 QUICK_ROUTINE = SHORT_ROUTINE
-# Stages of a start, by the -v log line that ends each (its arrival on our pipe).
-STAGES = (
-    (
-        "startup",
-        "start-up: interpreter, imports, settings, output device",
-        "assistant.speak.playback: output",
-    ),
-    ("voice", "voice load (piper, ONNX)", "loaded voice"),
-    ("cache", "cue cache check", "assistant.speak.cache: cue cache"),
-    ("recogniser", "recogniser load, microphone open", "Listening"),
+# Moments of a start, by the -v log line that marks each (its arrival on our pipe); the
+# first speech is the time that line carries (time.monotonic() is the system's clock).
+MILESTONES = (
+    ("output", "output device open", "assistant.speak.playback: output"),
+    ("voice", "voice loaded (piper, ONNX; on the cue worker)", "loaded voice"),
+    ("first_sound", "first speech handed to the device", "first speech handed to the device at monotonic"),
+    ("listening", "listening (recogniser loaded, microphone open)", "Listening"),
 )
+FIRST_SOUND = re.compile(r"first speech handed to the device at monotonic ([\d.]+) s")
 
 
 def routine_file(bench: Bench) -> Path | None:
@@ -110,40 +110,47 @@ def lookups_ms(config: settings.Settings, texts: list[str]) -> dict[str, float]:
     return out
 
 
-def warm_start(bench: Bench, routine: Path | None) -> dict[str, float]:
-    """Spawn a hands-free `backstretch -v run`; seconds from Popen to each stage's log line.
-    Ends it with SIGINT once it listens."""
+def timed_start(bench: Bench, routine: Path | None, cache_home: Path | None = None) -> dict[str, float]:
+    """Spawn a hands-free `backstretch -v run` (with its cue cache in `cache_home`, default
+    the bench's); seconds from launch to each milestone. Ends it with SIGINT once it has
+    spoken and listens."""
     command = [backstretch_exe(), "-v", "run", "--quiet"] + (["--routine", str(routine)] if routine else [])
+    env = bench.env(pulse=True)
+    if cache_home is not None:
+        env["XDG_CACHE_HOME"] = str(cache_home)
     lines: list[tuple[float, str]] = []
-    listening = threading.Event()
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, env=bench.env(pulse=True), stderr=subprocess.PIPE, text=True)
+    ready = threading.Event()
+    launched = time.monotonic()
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
 
     def read() -> None:
         assert proc.stderr is not None
+        seen = set()
         for line in proc.stderr:
-            lines.append((time.perf_counter() - started, line.rstrip()))
-            if line.startswith("Listening"):
-                listening.set()
+            lines.append((time.monotonic() - launched, line.rstrip()))
+            seen |= {"listening"} if line.startswith("Listening") else set()
+            seen |= {"spoke"} if FIRST_SOUND.search(line) else set()
+            if len(seen) == 2:
+                ready.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        if not listening.wait(START_TIMEOUT_S):
-            raise RuntimeError("backstretch run never listened:\n" + "\n".join(t for _, t in lines))
+        if not ready.wait(START_TIMEOUT_S):
+            raise RuntimeError("backstretch run never spoke and listened:\n" + "\n".join(t for _, t in lines))
         time.sleep(SETTLE_S)
     finally:
         proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=30)
+        code = proc.wait(timeout=60)
         reader.join(timeout=5)
     if code != 0:
         log.warning("backstretch run ended with %d after SIGINT:\n%s", code, "\n".join(t for _, t in lines))
-    at = {key: next((t for t, text in lines if mark in text), None) for key, _, mark in STAGES}
-    out, before = {}, 0.0
-    for key, _, _ in STAGES:
-        if (t := at[key]) is not None:
-            out[key], before = t - before, t
-    out["total"], out["exit"] = before, code
+    out: dict[str, float] = {"exit": code}
+    for key, _, mark in MILESTONES:
+        if (at := next((t for t, text in lines if mark in text), None)) is not None:
+            out[key] = at
+    if (found := next((m for _, text in lines if (m := FIRST_SOUND.search(text))), None)) is not None:
+        out["first_sound"] = float(found[1]) - launched
     return out
 
 
@@ -180,21 +187,36 @@ def measure(bench: Bench) -> Section:
 
 def _add_starts(bench: Bench, section: Section) -> None:
     if bench.pulse is None:
-        section.add(Figure("voice.warm_start_median_s", "warm start to listening, median", None, "s", 2.0))
-        section.notes.append("No warm-start figures: no pulseaudio (apt-get install pulseaudio).")
+        for key in ("cold", "warm"):
+            label = f"{key} start: launch to the first speech"
+            section.add(Figure(f"voice.start.{key}.first_sound_s", label, None, "s", FIRST_WORDS_S))
+        section.notes.append("No start figures: no pulseaudio (apt-get install pulseaudio).")
         return
-    starts = [warm_start(bench, routine_file(bench)) for _ in range(1 if bench.quick else STARTS)]
-    totals = [s["total"] for s in starts]
-    if failed := [int(s["exit"]) for s in starts if s["exit"] != 0]:
-        section.notes.append(f"`backstretch run` ended with {failed} after SIGINT, not 0 (see the log).")
+    routine = routine_file(bench)
+    runs = 1 if bench.quick else STARTS
+    cold = [timed_start(bench, routine, _empty(bench.work / f"cold-cache-{i}")) for i in range(runs)]
+    warm = [timed_start(bench, routine) for _ in range(runs)]
+    for key, starts in (("cold", cold), ("warm", warm)):
+        if failed := [int(s["exit"]) for s in starts if s["exit"] != 0]:
+            section.notes.append(f"`backstretch run` ({key}) ended with {failed} after SIGINT, not 0.")
+        for name, label, _ in MILESTONES:
+            values = [s[name] for s in starts if name in s]
+            target = FIRST_WORDS_S if name in ("first_sound", "listening") else None
+            figure = median(values) if values else None
+            label = f"{key} start: launch to {label}, median of {len(starts)}"
+            section.add(Figure(f"voice.start.{key}.{name}_s", label, figure, "s", target))
+    listening = [s["listening"] for s in warm]
     section.add(
-        Figure("voice.warm_start_median_s", f"warm start to listening, median of {len(starts)}",
-               median(totals), "s", target=2.0),
-        Figure("voice.warm_start_max_s", "warm start to listening, slowest", max(totals), "s", target=2.0),
+        Figure("voice.warm_start_median_s", f"warm start to listening, median of {len(warm)}",
+               median(listening), "s", target=2.0),
+        Figure("voice.warm_start_max_s", "warm start to listening, slowest", max(listening), "s", target=2.0),
     )  # fmt: skip
-    for key, label, _ in STAGES:
-        values = [s[key] for s in starts if key in s]
-        section.add(Figure(f"voice.warm_start.{key}_s", f"of which {label}, median", median(values), "s"))
+
+
+def _empty(folder: Path) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
 
 
 def _how(bench: Bench, cues: int, routine: Path | None) -> str:
@@ -202,14 +224,19 @@ def _how(bench: Bench, cues: int, routine: Path | None) -> str:
     return (
         f"**Cold build**: an empty cue cache (the bench's own `XDG_CACHE_HOME`, left warm for the "
         f"rest of the bench) for the default voice and settings, filled in-process with every "
-        f"foreseeable cue of {which} ({cues} cues: what `backstretch run` warms before it listens), "
+        f"foreseeable cue of {which} ({cues} cues: what a first `backstretch run` prepares), "
         "one `CueCache.get` at a time, each timed. CPU time is the process's, all threads. "
         f"The machine has {os.cpu_count()} cores; piper (ONNX Runtime) gets cores − 1 = "
         f"{max(1, (os.cpu_count() or 2) - 1)} intra-op thread(s), so synthesis leaves a core to audio. "
         "**On demand** (the naive pipeline synthesises each cue when it is due): its first sample "
         "is late by the cue's synthesis time (the baseline column), against a lookup in the warm "
-        "cache by a fresh `CueCache` (a file read). **Warm start**: `backstretch -v run --quiet`, "
+        "cache by a fresh `CueCache` (a file read). **Starts**: `backstretch -v run --quiet`, "
         f"hands-free on the private PulseAudio devices, spawned {1 if bench.quick else STARTS} "
-        "time(s) on the warm cache, timed from `Popen` to its `Listening` line on stderr, then "
-        "SIGINT; the stages are the gaps between its `-v` log lines as they arrive."
+        "time(s) on an empty cue cache (cold: the cues are made in the background as it speaks) "
+        "and as many on the warm one; each milestone is timed from the launch (`time.monotonic()` "
+        "before `Popen`) to the arrival of its `-v` log line, except the first speech, whose line "
+        "carries the monotonic time the player's callback first handed speech to the device (add "
+        "the device latency for the first sound: the `output` log line says it). Then SIGINT. "
+        f"Target: the first word and listening within {FIRST_WORDS_S:g} s of launch, cold included "
+        "(issue 14)."
     )

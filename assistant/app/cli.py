@@ -354,6 +354,7 @@ def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, 
                 stdin=sys.stdin if args.text else None, say=lambda text: print(text, file=sys.stderr),
             )  # fmt: skip
         finally:
+            pipeline.close()  # the cue worker, even when the session never began (Ctrl-C)
             if pipeline.store is not None:
                 pipeline.store.release()  # the end is saved: another coach may start
     log.info("session over: %s, %d reps done", pipeline.dialogue.state.value, pipeline.dialogue.done)

@@ -79,3 +79,35 @@ class TerminalProgress:
     def _write(self, text: str) -> None:
         self._stream.write(text)
         self._stream.flush()
+
+
+class MilestoneProgress:
+    """Whole lines at the start, at each quarter and at the end: for a job running in the
+    background while other lines are printed (a bar redrawn in place would tangle with them)."""
+
+    def __init__(self, stream: IO[str] | None = None, steps: int = 4) -> None:
+        self._stream = stream or sys.stderr
+        self._steps = steps
+        self._total: int | None = None
+        self._label = ""
+        self._done = 0
+        self._shown = 0  # milestones printed
+
+    def start(self, total: int | None, label: str) -> None:
+        self._total, self._label, self._done, self._shown = total, label, 0, 0
+        self._write(f"{label}: started, in the background")
+
+    def advance(self, n: int) -> None:
+        self._done += n
+        if self._total:
+            reached = min(self._steps - 1, self._done * self._steps // self._total)
+            if reached > self._shown:
+                self._shown = reached
+                self._write(f"{self._label}: {self._done} of {self._total}")
+
+    def finish(self) -> None:
+        self._write(f"{self._label}: done")
+
+    def _write(self, line: str) -> None:
+        self._stream.write(line + "\n")
+        self._stream.flush()

@@ -11,6 +11,10 @@ async. Who does what:
     main thread                   the only one that touches the dialogue: commands in the
                                   order they came, from one queue; the clock; the watchdogs
 
+The first words: hands-free, the coach greets (`GREETING`) as soon as it starts, unless it
+offers to carry on from a saved place; the cue cache's worker makes that line first and the
+rest of the cues behind it (app/wiring.py), so neither waits for the whole cache.
+
 Ctrl-C and SIGTERM reach the main thread as KeyboardInterrupt: the session falls
 silent, keeps its place (saved by the store), and the program ends cleanly.
 """
@@ -31,6 +35,7 @@ from typing import IO, Protocol
 from assistant.app.offline import Utterance
 from assistant.app.store import ProgressStore
 from assistant.coach.events import State
+from assistant.coach.intents import Reply
 from assistant.coach.session import Session
 from assistant.errors import DeviceError
 from assistant.hear.capture import Microphone
@@ -40,6 +45,7 @@ from assistant.speak.playback import Player
 log = logging.getLogger(__name__)
 
 MIC_RETRY_S = 1.0  # how often to try a vanished microphone again
+GREETING: Reply = "hint"  # hands-free, the first thing said: how to begin
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> None:
@@ -63,13 +69,6 @@ def run(
     microphone = None
     tell = unsaved_teller(store, session, say) if store is not None else lambda t: None
     try:
-        if store is not None:
-            saved = store.load()
-            if store.notice:
-                say(store.notice)
-            tell(0.0)
-            if saved is not None:
-                session.offer(saved.position, 0.0)
         if listener is not None:
             microphone = Microphone(input_device)
             microphone.open()
@@ -87,9 +86,9 @@ def run(
             threading.Thread(
                 target=_listen, args=(microphone, listener, commands, clock), name="listen", daemon=True
             ).start()
+            say("Listening: say start back stretch.")  # from the start: before the first words
+        begin(session, store, listener is not None, say, tell, clock)
         try:
-            if listener is not None and microphone is not None:
-                say("Listening: say start back stretch.")
             unknown = lambda text: say(f"({text!r} is no command; type help)")  # noqa: E731
             run_live(session, commands, clock, script, on_unknown=unknown, watchdog=watchdog, tell=tell)
         except KeyboardInterrupt:
@@ -110,6 +109,30 @@ def run(
         if unsaved is not None:
             say(unsaved.text)
     return interrupted
+
+
+def begin(
+    session: Session,
+    store: ProgressStore | None,
+    listening: bool,
+    say: Callable[[str], None],
+    tell: Callable[[float], None],
+    clock: Callable[[], float] = lambda: 0.0,
+) -> None:
+    """The coach's first words, now on `clock`: that progress cannot be saved (`tell`),
+    then the offer to carry on from a saved place, or, hands-free, the greeting."""
+    if store is not None:
+        saved = store.load()
+        if store.notice:
+            say(store.notice)
+        tell(clock())
+        if saved is not None:
+            session.offer(saved.position, clock())
+    if listening and session.dialogue.saved is None:  # no offer made: say how to begin
+        # Its audio first (the cue worker's first job; made here if not yet): then its
+        # time, so it starts on its sample rather than late by the synthesis.
+        session.dialogue.speech_s(session.intents.say(GREETING))
+        session.tell(GREETING, clock() + ANSWER_MARGIN_S)
 
 
 def unsaved_teller(

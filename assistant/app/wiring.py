@@ -7,6 +7,11 @@
 `--text`, `--script` or `--in`, `backstretch demo`, and the bench all call it with a
 `Needs` saying what the run takes. Nothing is loaded that the run does not need: no
 voice when muted, no device when offline, no recogniser when commands are typed.
+
+The cue cache is filled before an offline run (a render must not wait on the voice),
+but in the background of a live one: the coach speaks and listens at once, the cache's
+worker makes the cues in the order the session says them, and a line asked for before
+it is made is synthesised on demand, ahead of the worker.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from assistant.app.progress import Progress, TerminalProgress
+from assistant.app.progress import MilestoneProgress, Progress, TerminalProgress
 from assistant.app.settings import Settings
 from assistant.app.store import ProgressStore, StateLock, state_dir
+from assistant.app.supervisor import GREETING
 from assistant.app.timeline import TimelineFile, Transcript
-from assistant.coach.dialogue import Dialogue, estimate_speech_s, foreseeable_texts
+from assistant.coach.dialogue import Dialogue, estimate_speech_s, in_order_of_use
 from assistant.coach.events import Sink
 from assistant.coach.intents import IntentSet
 from assistant.coach.routine import Routine
@@ -65,6 +71,11 @@ class Pipeline:
     listener: Listener | None = None
     store: ProgressStore | None = None
 
+    def close(self) -> None:
+        """Stop the cue cache's worker (idempotent; a session's end closes it too)."""
+        if self.cache is not None:
+            self.cache.close()
+
 
 def open_voice(config: Settings) -> CueCache:
     """The configured voice behind its cue cache: where every voice is created."""
@@ -83,6 +94,24 @@ def prepare_cues(cache: CueCache, texts: Iterable[str], progress: Progress | Non
     return done
 
 
+def prepare_in_background(cache: CueCache, texts: Sequence[str], progress: Progress | None = None) -> int:
+    """Start making the cues not cached yet on the cache's worker, in the order of
+    `texts`; `progress` follows them, whoever makes them. Returns how many."""
+    todo = len(cache.unfiled(texts))
+    if not todo or progress is None:
+        cache.prepare(texts)
+        return todo
+    progress.start(todo, f"preparing {todo} cues in voice {cache.synth.voice.name}")
+
+    def advance(left: int) -> None:
+        progress.advance(1)
+        if not left:
+            progress.finish()
+
+    cache.prepare(texts, advance)
+    return todo
+
+
 def build(config: Settings, routine: Routine, language: IntentSet, needs: Needs) -> Pipeline:
     """The session a run needs, every part connected; devices are opened here (the output
     first, so a missing speaker is reported before the user waits for the cues; before it,
@@ -90,7 +119,7 @@ def build(config: Settings, routine: Routine, language: IntentSet, needs: Needs)
     lock = StateLock.take(state_dir()) if needs.store else None
     try:
         return _build(config, routine, language, needs, lock)
-    except BaseException:
+    except BaseException:  # (_build has stopped the cue worker it started)
         if lock is not None:
             lock.release()
         raise
@@ -108,9 +137,30 @@ def _build(
         player = Player(cache, config.output_device, config.volume, config.output_rate_hz)
         player.open()
     if cache is not None:
-        prepare_cues(
-            cache, foreseeable_texts(routine, language, config.verbosity), TerminalProgress(unit="cues")
-        )
+        texts = in_order_of_use(routine, language, config.verbosity)
+        if player is not None:  # live: the greeting first, then the session's cues in order
+            prepare_in_background(cache, [language.say(GREETING), *texts], MilestoneProgress())
+        else:  # a render, or a script on the virtual clock: every cue before the first
+            prepare_cues(cache, texts, TerminalProgress(unit="cues"))
+    try:
+        return _connect(config, language, needs, dialogue, cache, player, lock)
+    except BaseException:  # no cue worker left synthesising when the program ends
+        if player is not None:
+            player.close()
+        elif cache is not None:
+            cache.close()
+        raise
+
+
+def _connect(
+    config: Settings,
+    language: IntentSet,
+    needs: Needs,
+    dialogue: Dialogue,
+    cache: CueCache | None,
+    player: Player | None,
+    lock: StateLock | None,
+) -> Pipeline:
     sinks: list[Sink] = []
     if needs.transcript is not None:
         sinks.append(Transcript(needs.transcript))

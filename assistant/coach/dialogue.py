@@ -480,6 +480,16 @@ def foreseeable_texts(routine: Routine, intents: IntentSet, verbosity: str) -> s
     return texts
 
 
+def in_order_of_use(routine: Routine, intents: IntentSet, verbosity: str) -> list[str]:
+    """The foreseeable texts (`foreseeable_texts`) in the order a session first says them,
+    from "start" on without a command; then the others (replies, and cues only a resume or
+    a change of pace brings), sorted."""
+    texts = foreseeable_texts(routine, intents, verbosity)
+    said = simulate(Dialogue(routine, intents, verbosity), [(0.0, Intent("start"))])
+    first = list(dict.fromkeys(a.text for a in said if isinstance(a, Say) and a.text in texts))
+    return first + sorted(texts.difference(first))
+
+
 def simulate(dialogue: Dialogue, commands: Iterable[tuple[float, Intent]]) -> list[Action]:
     """Run `dialogue` on the virtual clock: each intent at its time, then on to the end."""
     out: list[Action] = []

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     import sounddevice
 
 log = logging.getLogger(__name__)
+_monotonic = time.monotonic  # the callback's `time` argument hides the module
 
 BLOCK_FRAMES = 1024  # ~46 ms at 22050 Hz; helper measurements: exact onsets, no underflows
 LATENCY = "high"
@@ -107,6 +108,8 @@ class Player:
         self._reported = 0  # steps already logged
         self.reopened = 0
         self.late_clips = 0
+        self.first_sound: float | None = None  # time.monotonic() when speech first went to the device
+        self._first_reported = False
 
     # -- the session clock ------------------------------------------------------
 
@@ -191,6 +194,9 @@ class Player:
 
     def _report(self) -> None:
         """Log the steps the callback measured (it must not log: that can block)."""
+        if self.first_sound is not None and not self._first_reported:
+            self._first_reported = True  # the bench times a start by it (system-wide clock)
+            log.info("first speech handed to the device at monotonic %.3f s", self.first_sound)
         steps = self.steps[self._reported :]
         self._reported += len(steps)
         for at, step in steps:
@@ -257,6 +263,8 @@ class Player:
             for span in self._track.overlapping(start, end):
                 lo, hi = max(start, round(span.start)), min(end, round(span.end))
                 if lo < hi:
+                    if self.first_sound is None:
+                        self.first_sound = _monotonic()
                     first = lo - round(span.start)
                     block[silent + lo - start : silent + hi - start] = gain(
                         span.item.samples[first : first + hi - lo], span.item.volume

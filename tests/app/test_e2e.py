@@ -62,10 +62,14 @@ class Run:
             self.stderr.append(line)
 
     def wait_listening(self, timeout_s: float = 120.0) -> None:
+        """Until it listens and its first words (the greeting, or an offer to carry on) have
+        been said: a command said over them is not heard (only barge-in phrases are)."""
         deadline = time.monotonic() + timeout_s
         while not any(line.startswith("Listening") for line in self.stderr):
             assert self.proc.poll() is None and time.monotonic() < deadline, "".join(self.stderr)
             time.sleep(0.05)  # the program loads its voice and recogniser
+        events = self.wait_for(lambda ev: any(e["event"] == "say" for e in ev), timeout_s)
+        time.sleep(max(0.0, self.quiet_from(events) + 0.3 - time.monotonic()))
 
     def events(self) -> list[Event]:
         if not self.timeline.exists():

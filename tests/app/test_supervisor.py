@@ -7,20 +7,30 @@ each event reaches them; the scheduler is where the player would be.
 
 from __future__ import annotations
 
+import io
 import math
 import queue
+import threading
+from collections import Counter
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from assistant.app import supervisor
 from assistant.app.offline import Utterance
-from assistant.app.supervisor import ANSWER_MARGIN_S, LOOKAHEAD_S, POLL_S, run_live
-from assistant.coach.dialogue import Dialogue
+from assistant.app.progress import MilestoneProgress
+from assistant.app.supervisor import ANSWER_MARGIN_S, GREETING, LOOKAHEAD_S, POLL_S, run_live
+from assistant.app.wiring import prepare_in_background
+from assistant.coach.dialogue import Dialogue, in_order_of_use
 from assistant.coach.events import Cut, Event, Heard, Say, SayKind, State, StateChange, Understood
 from assistant.coach.intents import IntentSet
 from assistant.coach.routine import Routine
 from assistant.coach.session import Session
+from assistant.speak import voices
+from assistant.speak.cache import CueCache
+from assistant.speak.tts import SpeechSettings, Synthesizer
+from tests.kit.spy import Spy
 
 
 class Clock:
@@ -208,3 +218,55 @@ def test_cues_are_said_in_order_with_their_kinds(short: Routine, lang: IntentSet
     live.run([(0.0, supervisor.Heard("start")), (1000.0, None)])
     kinds = [s.kind for s in live.says()]
     assert kinds.count(SayKind.EXHALE) == 6 and kinds[-1] is SayKind.FINISHED
+
+
+class Deciding:
+    """A scheduler (where the player is) noting each say when it is decided, with how many
+    cues the cache still has to prepare at that moment."""
+
+    def __init__(self, cache: CueCache) -> None:
+        self.cache = cache
+        self.says: list[tuple[Say, int]] = []
+
+    def write(self, event: Event) -> None:
+        if isinstance(event, Say):
+            self.says.append((event, self.cache.pending()))
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_cold_start_greets_and_answers_at_once_while_the_cues_are_prepared(
+    tmp_path: Path, short: Routine, lang: IntentSet
+) -> None:
+    """A first run: the greeting and the answer to a command heard at once are synthesised
+    ahead of the batch; the batch goes on behind them and stops with the session."""
+    spy = Spy(Synthesizer(voices.resolve(voices.DEFAULT_VOICE), SpeechSettings()))
+    cache = CueCache(spy, tmp_path)
+    clock = Clock()
+    sink, deciding = Seen(clock), Deciding(cache)
+    session = Session(
+        Dialogue(short, lang, speech_s=cache.duration_s), lang, [sink], [deciding], cache.prefetch
+    )
+    shown = io.StringIO()
+    texts = [lang.say(GREETING), *in_order_of_use(short, lang, "detailed")]
+    todo = prepare_in_background(cache, texts, MilestoneProgress(shown))
+    assert todo == len(texts) - 1  # the greeting is one of the replies too
+    supervisor.begin(session, None, listening=True, say=print, tell=lambda t: None, clock=clock)
+    # "help" once the greeting has been said (the virtual clock runs as fast as the CPU)
+    run_live(session, Said(clock, [(4.0, supervisor.Heard("help")), (4.5, None)]), clock)
+    cache.close()
+
+    (greeting, left_then), (reply, left_later) = deciding.says
+    assert (greeting.t, greeting.text) == (ANSWER_MARGIN_S, lang.say(GREETING)) and greeting.end_s < 4.0
+    assert left_then > 0 and left_later > 0  # both said before the batch was done
+    assert reply.text == lang.say("help_idle") and reply.t == pytest.approx(4.0 + ANSWER_MARGIN_S)
+    made_by = {text: thread for event, text, thread in spy.log if event == "start"}
+    assert made_by[reply.text] == "MainThread"  # on demand, not left to the worker's turn
+    assert texts.index(reply.text) > 2  # (the worker would have come to it late)
+    assert max(Counter(spy.made()).values()) == 1  # nothing synthesised twice
+    assert not any(t.name == "cues" and t.is_alive() for t in threading.enumerate())
+    assert not list(cache.dir.glob(".*"))  # no temp file left
+    lines = shown.getvalue().splitlines()
+    assert lines[0] == f"preparing {todo} cues in voice en_US-joe-medium: started, in the background"
+    assert len(lines) <= 5  # milestones, not a line per cue

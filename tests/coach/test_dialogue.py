@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from assistant.coach import intents, routine, yamldoc
 from assistant.coach.cues import spell
-from assistant.coach.dialogue import BREATH_BOUNDS_S, PACE_STEP, Dialogue, Position
+from assistant.coach.dialogue import (
+    BREATH_BOUNDS_S,
+    PACE_STEP,
+    Dialogue,
+    Position,
+    foreseeable_texts,
+    in_order_of_use,
+)
 from assistant.coach.events import Cut, Say, SayKind, State, StateChange, Volume
 from assistant.coach.intents import RESPONSES, IntentSet
 from assistant.coach.routine import Routine, StepKind, plan
@@ -331,6 +338,19 @@ def test_stop_summarises(knee_hug: Routine, lang: IntentSet) -> None:
     assert summary.kind == SayKind.STOPPED
     assert f"You did {spell(dialogue.done)} of one hundred twenty" in summary.text
     assert "two minutes" in summary.text
+
+
+def test_the_cues_come_in_the_order_a_session_says_them(knee_hug: Routine, lang: IntentSet) -> None:
+    """The order a first run prepares them in: the welcome first, then each cue as a
+    session reaches it; replies and resume-only cues after, sorted."""
+    order = in_order_of_use(knee_hug, lang, "detailed")
+    assert sorted(order) == sorted(foreseeable_texts(knee_hug, lang, "detailed"))  # each once
+    start = lang.match("start back stretch")
+    assert start is not None
+    said = [a.text for a in Dialogue(knee_hug, lang).hear(start, 0.0) if isinstance(a, Say)]
+    assert order[0] == said[0] and order[0].startswith("Let's do the knee hug stretch")
+    replies = [t for t in order if t in lang.responses.values()]
+    assert replies == sorted(replies) and order.index(replies[0]) > order.index("Breathe out, pull. Twenty.")
 
 
 def test_likely_texts_are_what_stop_and_resume_would_say(knee_hug: Routine, lang: IntentSet) -> None:

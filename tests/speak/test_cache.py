@@ -23,6 +23,7 @@ from assistant.speak import voices
 from assistant.speak.cache import CueCache
 from assistant.speak.tts import SpeechSettings, Synthesizer
 from assistant.speak.wav import read_wav
+from tests.kit.spy import Spy, until
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +115,72 @@ def test_prefetch_synthesises_in_the_background(tmp_path: Path, synth: Synthesiz
     cache.get("Resuming: set two, right leg, rep seven.")
     assert cache.misses == 1 and cache.hits == 1
     cache.close()
-    assert not any(t.name == "prefetch" and t.is_alive() for t in threading.enumerate())
+    assert not any(t.name == "cues" and t.is_alive() for t in threading.enumerate())
+
+
+LONG = "Lie flat on the bed. Bend your left knee. Hold it with both hands."  # three sentences
+
+
+@pytest.mark.parametrize("first", [LONG, "Stay."], ids=["mid-cue", "between-cues"])
+def test_get_goes_ahead_of_the_worker_and_nothing_is_made_twice(
+    tmp_path: Path, synth: Synthesizer, first: str
+) -> None:
+    spy = Spy(synth, hold_at=1)
+    cache = CueCache(spy, tmp_path)
+    batch = [first, "Breathe in.", "Breathe out.", "Breathe out, pull. Four."]
+    asked = batch[-1]  # the worker's last
+    left: list[int] = []
+    cache.prepare(batch, left.append)
+    assert spy.holding.wait(60)  # the worker has begun its first cue
+    asker = threading.Thread(target=cache.get, args=(asked,), name="asker")
+    asker.start()
+    until(lambda: cache._wanted == 1)  # the asker waits for its turn (private: no event says so)
+    spy.release.set()
+    asker.join(60)
+    until(lambda: cache.pending() == 0)
+    cache.close()
+    # The asker went next: between two sentences of a long cue, or after a short one,
+    # before the worker's next; the worker found the asker's cue made and left it.
+    if first == LONG:
+        expected = [
+            ("start", LONG, "cues"),
+            ("start", asked, "asker"),
+            ("end", asked, "asker"),
+            ("end", LONG, "cues"),
+        ]
+    else:
+        expected = [
+            ("start", first, "cues"),
+            ("end", first, "cues"),
+            ("start", asked, "asker"),
+            ("end", asked, "asker"),
+        ]
+    assert spy.log[:4] == expected
+    assert sorted(spy.made()) == sorted(batch)
+    assert left == [3, 2, 1, 0]  # progress, whoever made each cue
+    assert cache.misses == 4 and not list(cache.dir.glob(".*"))  # no temp file left
+
+
+def test_close_stops_the_worker_at_the_next_sentence_and_leaves_no_partial_file(
+    tmp_path: Path, synth: Synthesizer
+) -> None:
+    spy = Spy(synth, hold_at=2)
+    cache = CueCache(spy, tmp_path)
+    batch = ["Stay.", LONG, "Breathe in.", "Breathe out."]
+    cache.prepare(batch)
+    assert spy.holding.wait(60)  # the first cue is made; the worker has begun the long one
+    closer = threading.Thread(target=cache.close, name="closer")
+    closer.start()
+    until(lambda: cache._closed)  # close has begun (private: it is waiting on the worker)
+    spy.release.set()
+    closer.join(60)
+    assert not closer.is_alive()
+    assert not any(t.name == "cues" and t.is_alive() for t in threading.enumerate())
+    assert spy.made() == ["Stay."] and cache.pending() == 3  # given up after its first sentence
+    assert [p.name for p in cache.dir.iterdir()] == [cache.files_for("Stay.")[0].name]  # no .tmp
+    assert cache.get(LONG).duration_s > 3.0  # on demand, after the worker stopped: whole
+    cache.prefetch(["Breathe in."])  # a closed cache starts no worker again
+    assert not any(t.name == "cues" and t.is_alive() for t in threading.enumerate())
 
 
 def test_the_default_folder_follows_xdg(
