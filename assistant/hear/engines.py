@@ -1,6 +1,8 @@
 """Which recogniser listens: `stt.engine` is auto, vosk or pocketsphinx.
 
-auto          vosk when an English vosk model is installed, else pocketsphinx
+auto          vosk when an English vosk model is installed, else pocketsphinx: vosk hears
+              other voices, noise and real people better and fires fewer false intents,
+              at the cost of a slower answer and memory (README, "Recognisers"; bench/)
 vosk          Kaldi with a runtime grammar plus [unk]           (vosk_engine.py)
 pocketsphinx  the wheel's English model, an FSG plus a garbage loop (sphinx_engine.py)
 """
