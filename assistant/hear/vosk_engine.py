@@ -14,22 +14,20 @@ distractor heard is a rejection like `[unk]`. Anything that comes out that is no
 exactly one of the phrases (vosk's grammar is a bigram model, so it can join
 phrases) is a rejection: `text == ""`.
 
-Endpointing. vosk 0.3.45 has no `SetEndpointerDelays`: the endpoint rules are
-read from the model's `conf/model.conf`. For short commands we load a "shadow"
-copy of the model instead: a folder in the user cache dir of symlinks to the
-model's files with an edited `model.conf` whose trailing-silence rules are
-`COMMAND_ENDPOINT` (0.2/0.4/0.8 s instead of the small English model's 0.5/0.75/1.0 s).
-Measured with vosk-model-small-en-us-0.15 on twelve commands in the bundled voice, each
-followed by quiet, fed in 30 ms chunks: the result arrives a median 0.53 s of audio after
-the speech ends instead of 0.77 s (tests/hear/test_vosk_engine.py prints both). Shorter
-rules answer sooner but cut phrases at a pause between their words: on the bench's
-tuning commands with a 0.35 s pause inside, 0.1/0.2/0.8 kept none of 8 whole, against
-4 of 8 with these rules.
+Endpointing is ours, as for pocketsphinx: `feed()` passes audio to an
+`assistant.hear.endpoint.Endpointer`, and each `Segment` it finds is decoded whole from
+a reset state. vosk alone decodes steady room noise (white, from about -70 dBFS) as
+speech, mostly `[unk]`, so Kaldi's endpoint rules never see silence: an utterance ran on
+to Kaldi's 20 s limit and swallowed the command said in it ("how pause", rejected; issue
+12). Ours is also sooner: with the Listener's `complete`, a command is answered a median
+0.25 s of audio after the speech ends, against 0.59 s with Kaldi's shortened rules and
+0.93 s with the model's own (twelve commands in the bundled voice, tests/hear/test_vosk_engine.py).
 
-Known fault (issue 12; a strict xfail in the tests): steady white noise from about
--70 dBFS up is decoded as speech (`[unk]`, now and then a command word), never as the
-silence the endpoint rules wait for, so an utterance of noise runs on to Kaldi's 20 s
-limit and swallows a command said in it ("how pause": rejected).
+The shadow model folder (`endpoint_model_dir`, `EndpointRules`) is from before the
+gating: a copy of the model with shorter endpoint rules in its `conf/model.conf` (vosk
+0.3.45 has no `SetEndpointerDelays`). The adapter no longer needs it (a segment goes to
+vosk in one call, and the rules are checked once per call), so `VoskModel` loads the
+model as it is by default; it stays for the tests that measure our endpointer against it.
 """
 
 from __future__ import annotations
@@ -51,6 +49,7 @@ import numpy.typing as npt
 
 from assistant.coach.phrasing import Fillers, normalise
 from assistant.errors import ModelError
+from assistant.hear.endpoint import Endpointer, Segment, VadSettings
 from assistant.hear.recognizer import Complete, Hypothesis, distractors
 from assistant.pcm import RATE_HZ
 
@@ -58,7 +57,6 @@ log = logging.getLogger(__name__)
 
 ENV_MODEL = "BACKSTRETCH_VOSK_MODEL"
 UNK = "[unk]"
-CHUNK_SAMPLES = RATE_HZ * 30 // 1000  # vosk checks for an endpoint once per call, so calls stay short
 _FIX = (
     "run `backstretch models download`, or set stt.vosk_model (or $BACKSTRETCH_VOSK_MODEL) "
     "to an unpacked model folder"
@@ -221,7 +219,7 @@ class VoskModel:
     def __init__(
         self,
         path: Path,
-        endpoint: EndpointRules | None = COMMAND_ENDPOINT,
+        endpoint: EndpointRules | None = None,
         cache_root: Path | None = None,
         decoys: Sequence[str] | None = None,
     ) -> None:
@@ -307,11 +305,12 @@ class VoskModel:
 
 
 class VoskRecognizer:
-    """`stt.Recognizer` on a `VoskModel`: 16 kHz, words with times, a grammar of `phrases`."""
+    """`stt.Recognizer` on a `VoskModel`: 16 kHz, a grammar of `phrases`, one `Hypothesis`
+    per utterance our `Endpointer` finds (rejections with text "")."""
 
     name = "vosk"
 
-    def __init__(self, model: VoskModel, phrases: Sequence[str]) -> None:
+    def __init__(self, model: VoskModel, phrases: Sequence[str], vad: VadSettings | None = None) -> None:
         import vosk
 
         self.model = model
@@ -321,15 +320,14 @@ class VoskRecognizer:
         except Exception as exc:  # vosk raises a bare Exception("Failed to create a recognizer")
             raise ModelError(f"vosk model {model.path}: cannot create a recogniser ({exc})") from exc
         self._rec.SetWords(True)
-        self._fed = 0  # samples given to vosk: its word times count from its first sample
-        # (vosk seconds, stream seconds) where each contiguous run of input began; a
-        # gap in the stream (the microphone was gated) starts a new run.
-        self._runs: list[tuple[float, float]] = []
+        self.endpointer = Endpointer(vad or VadSettings(), complete=self._is_complete)
+        self._complete: Complete | None = None  # may a phrase end its utterance early?
+        self._early: tuple[Segment, str] | None = None  # the decoding that ended one
         log.debug("vosk grammar: %d phrases, [unk] %s", len(self.grammar.phrases), self.grammar.rejects)
 
     @classmethod
     def open(
-        cls, path: Path, phrases: Sequence[str], endpoint: EndpointRules | None = COMMAND_ENDPOINT
+        cls, path: Path, phrases: Sequence[str], endpoint: EndpointRules | None = None
     ) -> VoskRecognizer:
         """Load the model at `path` and make a recogniser on it."""
         return cls(VoskModel(path, endpoint), phrases)
@@ -337,13 +335,17 @@ class VoskRecognizer:
     def set_phrases(
         self, phrases: Sequence[str], complete: Complete | None = None, fillers: Fillers | None = None
     ) -> None:
-        """Swap the grammar; an utterance in progress is dropped. `complete` is not needed:
-        Kaldi's endpoint rule 2 already ends an utterance early at a phrase end."""
+        """Swap the grammar; an utterance in progress is dropped. An utterance decoded as a
+        phrase `complete` approves ends after `VadSettings.early_s` of quiet."""
         grammar = self.model.grammar(phrases, fillers)
-        # vosk refuses (and aborts the process on) a new grammar mid-utterance.
+        # vosk refuses (and aborts the process on) a new grammar mid-utterance; ours only
+        # decode inside `_decode`, but a reset first keeps that true whatever came before.
         self._rec.Reset()
         self._rec.SetGrammar(grammar.json)
         self.grammar = grammar
+        self._complete = complete
+        self.endpointer.reset()
+        self._early = None
 
     def knows(self, word: str) -> bool:
         return self.model.knows(word)
@@ -351,54 +353,42 @@ class VoskRecognizer:
     def feed(self, samples: npt.NDArray[np.int16], end_s: float) -> list[Hypothesis]:
         if samples.ndim != 1 or samples.dtype != np.int16:
             raise ValueError(f"need 1-D int16 samples, got {samples.dtype} with shape {samples.shape}")
-        pcm = np.ascontiguousarray(samples, dtype="<i2")
-        self._mark_run(len(pcm), end_s)
-        out: list[Hypothesis] = []
-        for i in range(0, len(pcm), CHUNK_SAMPLES):
-            piece = pcm[i : i + CHUNK_SAMPLES]
-            done = self._rec.AcceptWaveform(piece.tobytes())
-            self._fed += len(piece)
-            if done and (hyp := self._hypothesis(self._rec.Result(), end_s)) is not None:
-                out.append(hyp)
-        return out
+        return [self._hypothesis(seg, end_s) for seg in self.endpointer.feed(samples, end_s)]
 
     def flush(self, end_s: float) -> list[Hypothesis]:
-        hyp = self._hypothesis(self._rec.FinalResult(), end_s)
-        return [hyp] if hyp is not None else []
+        return [self._hypothesis(seg, end_s) for seg in self.endpointer.flush(end_s)]
 
     def reset(self) -> None:
+        self.endpointer.reset()
+        self._early = None
         self._rec.Reset()
 
-    def _mark_run(self, n: int, end_s: float) -> None:
-        vosk_s, stream_s = self._fed / RATE_HZ, end_s - n / RATE_HZ
-        if self._runs:
-            last_vosk_s, last_stream_s = self._runs[-1]
-            if abs((stream_s - last_stream_s) - (vosk_s - last_vosk_s)) < 0.5 / RATE_HZ:
-                return  # contiguous with the run under way
-        self._runs.append((vosk_s, stream_s))
-
-    def _stream_time(self, vosk_s: float) -> float:
-        run = self._runs[0]
-        for candidate in self._runs:
-            if candidate[0] <= vosk_s:
-                run = candidate
-        return run[1] + (vosk_s - run[0])
-
-    def _forget_runs_before(self, vosk_s: float) -> None:
-        # Later words come after this time, so runs that ended before it are not needed.
-        while len(self._runs) > 1 and self._runs[1][0] <= vosk_s:
-            self._runs.pop(0)
-
-    def _hypothesis(self, raw: str, final_s: float) -> Hypothesis | None:
+    def _decode(self, segment: Segment) -> str:
+        """The phrase one utterance is, or "" (a rejection), decoded from a fresh state."""
+        self._rec.Reset()
+        # One call: vosk checks its endpoint rules once per call, so they cannot cut the
+        # utterance at a pause inside it (after a filler, say); if they fire at its end,
+        # Result() is the whole utterance as FinalResult() would be.
+        done = self._rec.AcceptWaveform(np.ascontiguousarray(segment.samples, dtype="<i2").tobytes())
+        raw = self._rec.Result() if done else self._rec.FinalResult()
         heard = read_result(raw, self.grammar.phrases, self.grammar)
-        if heard is None:
-            return None
-        text, first_s, last_s = heard
-        start_s = self._stream_time(first_s)
-        end_s = min(self._stream_time(last_s), final_s)
-        self._forget_runs_before(last_s)
-        log.debug("vosk heard %r (%.2f-%.2f s)", text, start_s, end_s)
-        return Hypothesis(text, min(start_s, end_s), end_s, final_s)
+        return heard[0] if heard is not None else ""
+
+    def _is_complete(self, segment: Segment) -> bool:
+        """The endpointer asks, `early_s` into a pause: is this a whole command already?"""
+        if self._complete is None:
+            return False
+        text = self._decode(segment)
+        if text and self._complete(text, segment.speech_start_s, segment.speech_end_s):
+            self._early = (segment, text)
+            return True
+        return False
+
+    def _hypothesis(self, segment: Segment, end_s: float) -> Hypothesis:
+        early, self._early = self._early, None
+        text = early[1] if early is not None and early[0] is segment else self._decode(segment)
+        log.debug("vosk heard %r (%.2f-%.2f s)", text, segment.speech_start_s, segment.speech_end_s)
+        return Hypothesis(text, segment.speech_start_s, segment.speech_end_s, max(end_s, segment.ended_s))
 
 
 def read_result(
