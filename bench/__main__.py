@@ -22,14 +22,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import accuracy, latency, load, memory, report, timing, voice
+from bench import accuracy, latency, load, memory, real, report, timing, voice
 from bench.context import Bench
 from bench.report import Section
 from tests.kit.pulse import PulseError, PulseServer
 
 log = logging.getLogger("bench")
 
-ORDER = ("latency", "load", "timing", "voice", "memory", "accuracy")  # the order
+ORDER = ("latency", "load", "timing", "voice", "memory", "accuracy", "real")  # the order
 
 
 def _timed(measure: Callable[[], Section], key: str) -> Section:
@@ -79,7 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         sections = [_timed(lambda: voice.measure(bench), "voice")]
         realtime = timing.RealTime(bench)
         realtime.start()
-        for key, module in (("accuracy", accuracy), ("latency", latency), ("load", load), ("memory", memory)):
+        measured = (
+            ("accuracy", accuracy),
+            ("latency", latency),
+            ("load", load),
+            ("memory", memory),
+            ("real", real),
+        )
+        for key, module in measured:
             sections.append(_timed(lambda m=module: m.measure(bench), key))  # type: ignore[misc]
         sections.append(_timed(lambda: timing.measure(bench, realtime), "timing"))
     finally:
