@@ -12,7 +12,7 @@ tuned on TUNE only; HELD is the figure to quote.
 
 `hear(recognizer, lang, clip)` runs one clip the way a session hears it: through the
 project's `Listener` (its phrases, early endpointing, intent matching) on a fresh
-recogniser, with quiet room before and after, fed in 30 ms chunks.
+recogniser, with the clip's own room tone before and after, fed in 30 ms chunks.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ DATA: Path = Path(os.environ.get(ENV) or Path(__file__).resolve().parents[3] / "
 if not (DATA / "manifest.json").is_file():  # a worktree under /work/wt/NAME: ../../shared
     DATA = Path(__file__).resolve().parents[4] / "shared/data/speech-commands"
 
-LEAD_S = 0.5  # quiet room before the clip
+LEAD_S = 0.5  # room tone before the clip
 TRAIL_S = 1.0  # and after: the endpointer and vosk's rules need it to end the utterance
 # The noise condition: a fan. Of the set's 20 noise clips this one is the most fan-like
 # (steady: 0.5 dB spread of its 100 ms levels; 96 % of its power below 1 kHz), chosen by
