@@ -43,7 +43,7 @@ def _chosen(engine: str) -> tuple[real.Clip, ...]:
 def heard() -> Iterator[dict[str, list[real.Heard]]]:
     engines = [e for e in real.ENGINES if e != "vosk" or english_model() is not None]
     with multiprocessing.get_context("spawn").Pool(len(engines)) as pool:
-        done = pool.starmap(real.decode, [(e, _chosen(e)) for e in engines])
+        done = pool.starmap(real.decode, [(e, _chosen(e), None, english_model()) for e in engines])
     out = dict(zip(engines, done, strict=True))
     for engine, results in out.items():
         f = real.figures([h for h in results if h.clip.held])

@@ -227,14 +227,15 @@ def figures(heard: Sequence[Heard]) -> Figures:
 ENGINES = ("vosk", "pocketsphinx")
 
 
-def maker(engine: str, lang: IntentSet) -> Callable[[], Recognizer] | None:
-    """Fresh recognisers of `engine` with the product's settings (one vosk model loaded and
-    shared); None for vosk when the English model has not been fetched."""
+def maker(engine: str, lang: IntentSet, vosk_model: Path | None = None) -> Callable[[], Recognizer] | None:
+    """Fresh recognisers of `engine` with the product's settings (one vosk model, at
+    `vosk_model` or the test model's place, loaded and shared); None for vosk when the
+    English model has not been fetched."""
     if engine == "vosk":
         from assistant.hear.vosk_engine import VoskModel, VoskRecognizer
         from tests.kit.models import english_model
 
-        path = english_model()
+        path = vosk_model or english_model()
         if path is None:
             return None
         model = VoskModel(path)
@@ -244,12 +245,15 @@ def maker(engine: str, lang: IntentSet) -> Callable[[], Recognizer] | None:
     return lambda: SphinxRecognizer(lang.phrases())
 
 
-def decode(engine: str, chosen: Sequence[Clip], snr_db: float | None = None) -> list[Heard]:
-    """`run` for one engine in a process of its own (multiprocessing: everything picklable)."""
+def decode(
+    engine: str, chosen: Sequence[Clip], snr_db: float | None = None, vosk_model: Path | None = None
+) -> list[Heard]:
+    """`run` for one engine in a process of its own (multiprocessing: everything picklable).
+    The parent passes `vosk_model`: a test's private XDG_CACHE_HOME hides the default one."""
     from assistant.coach import intents
 
     lang = intents.load()
-    make = maker(engine, lang)
+    make = maker(engine, lang, vosk_model)
     if make is None:
         raise RuntimeError(f"{engine}: the English model is not fetched (`make vosk-model`)")
     return run(make, lang, chosen, snr_db)
