@@ -241,7 +241,12 @@ def _ms(values: Sequence[float], q: float | None = None) -> float | None:
 
 
 def _figures(
-    key: str, name: str, out: Outcome, total: int, base: Outcome | None, targets: bool,
+    key: str,
+    name: str,
+    out: Outcome,
+    total: int,
+    base: Outcome | None,
+    targets: bool,
     median_target_ms: float = TARGET_AUDIO_MEDIAN_MS,
 ) -> list[Figure]:
     def b(values: Sequence[float], q: float | None = None) -> float | None:
