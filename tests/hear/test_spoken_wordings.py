@@ -17,9 +17,10 @@ from tests.kit import spoken
 from tests.kit.models import require_english_model
 from tests.kit.wordings import HELD_OUT, pairs
 
-# Measured 2026-12-02 (the grammar of branch `grammar`): see the bench for the figures.
-# piper speaks with its fixed prosody here (varied=False): the same clips every run.
-HELD_PIPER_MIN = {"pocketsphinx": 0, "vosk grammar": 0}
+# Measured 2026-12-02 with piper's fixed prosody (varied=False: the same clips every run):
+# pocketsphinx 27 of 40 (it hears no fillers), vosk 36 of 40. The bench has the figures
+# with piper's varied prosody and four espeak-ng voices.
+HELD_PIPER_MIN = {"pocketsphinx": 24, "vosk grammar": 34}
 
 
 @pytest.fixture(scope="module")
