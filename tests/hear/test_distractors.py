@@ -34,8 +34,9 @@ def test_the_vosk_grammar_holds_them_and_only_the_phrases_come_out(
     words = json.loads(grammar.json)
     command_words = {w for p in grammar.phrases for w in p.split()}
     decoys = [w for w in words if w not in grammar.phrases and w != vosk_engine.UNK]
+    assert not grammar.fillers  # none given here: every other entry is a decoy
     assert "right" in decoys and not command_words & set(decoys)
-    assert len(decoys) > 200 and words[-1] == vosk_engine.UNK
+    assert len(decoys) > 150 and words[-1] == vosk_engine.UNK  # 300 less the phrases' and fillers' words
     assert "right" not in grammar.phrases
     said = json.dumps({"text": "right", "result": [{"word": "right", "start": 0.1, "end": 0.4, "conf": 1}]})
     assert vosk_engine.read_result(said, grammar.phrases) == ("", 0.1, 0.4)  # a rejection

@@ -17,6 +17,7 @@ import pytest
 from assistant.app.cli import main
 from assistant.coach.events import Say, SayKind
 from assistant.coach.intents import IntentSet
+from assistant.coach.phrasing import Fillers
 from assistant.coach.track import SpeechTrack
 from assistant.errors import RecognizerError
 from assistant.hear.capture import CHUNK_FRAMES, Chunk
@@ -38,7 +39,9 @@ class Scripted:
         self.pending = list(hypotheses)
         self.phrases: list[str] = []
 
-    def set_phrases(self, phrases: Sequence[str], complete: Complete | None = None) -> None:
+    def set_phrases(
+        self, phrases: Sequence[str], complete: Complete | None = None, fillers: Fillers | None = None
+    ) -> None:
         self.phrases = list(phrases)
         self.complete = complete
 

@@ -12,7 +12,7 @@ tuned on TUNE only; HELD is the figure to quote.
 
 `hear(recognizer, lang, clip)` runs one clip the way a session hears it: through the
 project's `Listener` (its phrases, early endpointing, intent matching) on a fresh
-recogniser, with quiet room before and after, fed in 30 ms chunks.
+recogniser, with the clip's own room tone before and after, fed in 30 ms chunks.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ DATA: Path = Path(os.environ.get(ENV) or Path(__file__).resolve().parents[3] / "
 if not (DATA / "manifest.json").is_file():  # a worktree under /work/wt/NAME: ../../shared
     DATA = Path(__file__).resolve().parents[4] / "shared/data/speech-commands"
 
-LEAD_S = 0.5  # quiet room before the clip
+LEAD_S = 0.5  # room tone before the clip
 TRAIL_S = 1.0  # and after: the endpointer and vosk's rules need it to end the utterance
 # The noise condition: a fan. Of the set's 20 noise clips this one is the most fan-like
 # (steady: 0.5 dB spread of its 100 ms levels; 96 % of its power below 1 kHz), chosen by
@@ -227,14 +227,15 @@ def figures(heard: Sequence[Heard]) -> Figures:
 ENGINES = ("vosk", "pocketsphinx")
 
 
-def maker(engine: str, lang: IntentSet) -> Callable[[], Recognizer] | None:
-    """Fresh recognisers of `engine` with the product's settings (one vosk model loaded and
-    shared); None for vosk when the English model has not been fetched."""
+def maker(engine: str, lang: IntentSet, vosk_model: Path | None = None) -> Callable[[], Recognizer] | None:
+    """Fresh recognisers of `engine` with the product's settings (one vosk model, at
+    `vosk_model` or the test model's place, loaded and shared); None for vosk when the
+    English model has not been fetched."""
     if engine == "vosk":
         from assistant.hear.vosk_engine import VoskModel, VoskRecognizer
         from tests.kit.models import english_model
 
-        path = english_model()
+        path = vosk_model or english_model()
         if path is None:
             return None
         model = VoskModel(path)
@@ -244,12 +245,15 @@ def maker(engine: str, lang: IntentSet) -> Callable[[], Recognizer] | None:
     return lambda: SphinxRecognizer(lang.phrases())
 
 
-def decode(engine: str, chosen: Sequence[Clip], snr_db: float | None = None) -> list[Heard]:
-    """`run` for one engine in a process of its own (multiprocessing: everything picklable)."""
+def decode(
+    engine: str, chosen: Sequence[Clip], snr_db: float | None = None, vosk_model: Path | None = None
+) -> list[Heard]:
+    """`run` for one engine in a process of its own (multiprocessing: everything picklable).
+    The parent passes `vosk_model`: a test's private XDG_CACHE_HOME hides the default one."""
     from assistant.coach import intents
 
     lang = intents.load()
-    make = maker(engine, lang)
+    make = maker(engine, lang, vosk_model)
     if make is None:
         raise RuntimeError(f"{engine}: the English model is not fetched (`make vosk-model`)")
     return run(make, lang, chosen, snr_db)
