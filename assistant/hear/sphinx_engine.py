@@ -120,6 +120,8 @@ class SphinxRecognizer:
         self._fillers: Fillers | None = None
         self._by_normal: dict[str, str] = {}  # normalised phrase -> phrase, with fillers
         self.last: Decoded | None = None  # for logs and tests
+        self._cmn_at_start = self._decoder.get_cmn(False)
+        self._grammar_key: tuple[object, ...] | None = None
         self.set_phrases(phrases)
 
     # -- stt.Recognizer --------------------------------------------------------
@@ -140,6 +142,10 @@ class SphinxRecognizer:
                 log.warning("pocketsphinx cannot say %r: a word is not in its dictionary", phrase)
         if not self.settings.hear_fillers:
             fillers = None
+        key = (tuple(phrases), fillers)
+        if key == self._grammar_key:  # the same grammar again (a new Listener): keep it
+            self._complete = complete
+            return
         before, after = (
             [tuple(f.split()) for f in said if all(self._known(w) for w in f.split())]
             for said in ((fillers.said_before, fillers.said_after) if fillers else ((), ()))
@@ -163,6 +169,7 @@ class SphinxRecognizer:
         except (RuntimeError, ValueError) as exc:
             raise SphinxError(f"pocketsphinx rejected the command grammar ({exc})") from exc
         self._phrases = table
+        self._grammar_key = key
         self._fillers = fillers if before or after else None
         self._by_normal = {normalise(" ".join(w)): p for w, p in table.items()} if self._fillers else {}
         self._complete = complete
@@ -177,6 +184,15 @@ class SphinxRecognizer:
 
     def flush(self, end_s: float) -> list[Hypothesis]:
         return [self._hypothesis(seg, end_s) for seg in self.endpointer.flush(end_s)]
+
+    def restart(self) -> None:
+        """Forget everything learned from audio (the noise estimate, the cepstral mean, an
+        utterance in progress), keeping the grammar: as a new recogniser would be, without
+        loading the model again (the real-speech tests hear each clip this way)."""
+        self.endpointer = Endpointer(self.settings.vad, complete=self._is_complete)
+        self._decoder.set_cmn(self._cmn_at_start)
+        self._rng = np.random.default_rng(0)
+        self._early = None
 
     def reset(self) -> None:
         self.endpointer.reset()

@@ -180,3 +180,19 @@ def test_a_missing_model_is_one_clear_error(tmp_path: pytest.TempPathFactory) ->
     with pytest.raises(SphinxError, match="model file missing") as info:
         SphinxRecognizer(["pause"], SphinxSettings(model_dir=tmp_path))  # type: ignore[arg-type]
     assert isinstance(info.value, RecognizerError) and not isinstance(info.value, DeviceError)
+
+
+def test_a_restarted_recogniser_hears_as_a_new_one(lang: IntentSet) -> None:
+    """restart() forgets the noise estimate and the cepstral mean that earlier audio taught it
+    (the real-speech tests rely on it to hear each clip afresh without reloading the model)."""
+    first = speech.in_room(speech.espeak("I think it's going to rain tomorrow", "en-gb"), seed=1)
+    clip = speech.in_room(speech.piper("hold on", varied=False), seed=2)
+    used = SphinxRecognizer(lang.phrases())
+    speech.run_stream(used, first)
+    used.restart()
+    again = speech.run_stream(used, clip)
+    new = speech.run_stream(SphinxRecognizer(lang.phrases()), clip)
+    assert [(h.text, h.speech_start_s, h.speech_end_s) for h in again] == [
+        (h.text, h.speech_start_s, h.speech_end_s) for h in new
+    ]
+    assert used.last is not None and used.last.words

@@ -242,7 +242,15 @@ def maker(engine: str, lang: IntentSet, vosk_model: Path | None = None) -> Calla
         return lambda: VoskRecognizer(model, lang.phrases())
     from assistant.hear.sphinx_engine import SphinxRecognizer
 
-    return lambda: SphinxRecognizer(lang.phrases())
+    # One decoder, restarted for each clip (as fresh as a new one, but loading the model
+    # and building a grammar of 2,000 phrases per clip took minutes and gigabytes).
+    sphinx = SphinxRecognizer(lang.phrases())
+
+    def fresh() -> Recognizer:
+        sphinx.restart()
+        return sphinx
+
+    return fresh
 
 
 def decode(
