@@ -57,12 +57,48 @@ def _machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
 
 
+MODULES = {m.__name__.rsplit(".", 1)[1]: m for m in (accuracy, latency, load, memory, real, wordings)}
+
+
+def _only(out: Path, keys: list[str], quick: bool) -> int:
+    """Measure `keys` again; keep every other section of `out`'s results.json."""
+    unknown = sorted(set(keys) - set(MODULES))
+    if unknown:
+        known = ", ".join(MODULES)
+        raise SystemExit(f"python -m bench --only: no section {', '.join(unknown)}; choose from {known}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    old = out / "results.json"
+    sections, meta = report.from_json(old.read_text()) if old.is_file() else ([], {})
+    bench = Bench(Path(tempfile.mkdtemp(prefix="backstretch-bench-")), quick=quick)
+    bench.apply_env()
+    try:
+        fresh = [_timed(lambda m=MODULES[k]: m.measure(bench), k) for k in keys]  # type: ignore[misc]
+    finally:
+        shutil.rmtree(bench.work, ignore_errors=True)
+    date = time.strftime("%Y-%m-%d %H:%M")
+    for section in fresh:
+        section.notes.append(f"Measured on {date} by `python -m bench --only {','.join(keys)}`.")
+    sections = [s for s in sections if s.key not in keys] + fresh
+    sections.sort(key=lambda s: ORDER.index(s.key) if s.key in ORDER else len(ORDER))
+    meta = {**meta, "partial": f"{','.join(keys)} measured again on {date}"}
+    md, js = report.write(out, sections, meta)
+    print(f"wrote {md} and {js}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent, help="where results.* go")
     parser.add_argument("--quick", action="store_true", help="tiny measurements, to test the bench itself")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (audio, recordings)")
+    parser.add_argument(
+        "--only",
+        help="measure only these sections (comma-separated, of: accuracy, latency, load, memory, real, "
+        "wordings) and keep the others from the results already in --out, each with its own date",
+    )
     args = parser.parse_args(argv)
+    if args.only:
+        return _only(args.out, args.only.split(","), args.quick)
     # Started in the background by a shell, SIGINT is ignored and every child inherits that:
     # the real-time session would never end on the SIGINT the bench sends it.
     signal.signal(signal.SIGINT, signal.default_int_handler)

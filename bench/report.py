@@ -108,6 +108,11 @@ def to_markdown(sections: Sequence[Section], meta: dict[str, object]) -> str:
         "compute time depends on the machine. The same figures are in `results.json`.",
         "",
     ]
+    if meta.get("note"):
+        lines[3:3] = [str(meta["note"])]
+    if meta.get("partial"):
+        partial = f"Sections {meta['partial']} (`python -m bench --only`); the others: the date above."
+        lines[3:3] = [partial]
     misses = [m for s in sections for f in s.figures if (m := f.miss()) is not None]
     lines += ["## Targets missed", ""]
     lines += [f"- {m}" for m in misses] if misses else ["None."]
@@ -130,6 +135,18 @@ def to_markdown(sections: Sequence[Section], meta: dict[str, object]) -> str:
             lines.append("")
         lines += [f"_Measured in {section.wall_s:.0f} s._", ""]
     return "\n".join(lines)
+
+
+def from_json(text: str) -> tuple[list[Section], dict[str, object]]:
+    """The sections and meta of a results.json (the inverse of `to_json`)."""
+    data = json.loads(text)
+    meta = data.pop("meta")
+    sections = []
+    for key, body in data.items():
+        figures = [Figure(**{k: v for k, v in f.items() if k != "met"}) for f in body["figures"].values()]
+        notes = list(body["notes"])
+        sections.append(Section(key, body["title"], body["how"], figures, notes, body["wall_s"]))
+    return sections, meta
 
 
 def write(folder: Path, sections: Sequence[Section], meta: dict[str, object]) -> tuple[Path, Path]:

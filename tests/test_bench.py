@@ -65,3 +65,15 @@ def test_the_real_speech_section_reports_both_sides_and_engines(tmp_path: Path) 
     assert targets["pocketsphinx.quiet.held.stop_pct"] == 75.0
     assert all(".held." in key for key in targets)  # targets are held to HELD figures only
     assert any("false intents per word" in note for note in section.notes)
+
+
+def test_results_read_back_as_written() -> None:
+    """`python -m bench --only` keeps the other sections from results.json: they must come
+    back as they were written."""
+    from bench import report
+
+    section = Section("load", "2. Load", "how", [Figure("a", "a figure", 1.5, "%", 3.0)], ["a note"], 12.0)
+    meta: dict[str, object] = {"date": "2026-12-02 12:00", "partial": "real measured again"}
+    sections, read_meta = report.from_json(report.to_json([section], meta))
+    assert sections == [section] and read_meta == meta
+    assert "Sections real measured again" in report.to_markdown(sections, read_meta)
