@@ -137,7 +137,9 @@ class Listener:
         if intent is None:
             self.rejected += 1
             return None
-        if intent.name in STARTING and len(self.intents.fillers.stripped(text).split()) < START_MIN_WORDS:
+        # The phrase said, fillers aside ("let's begin" is a phrase; "start please" is "start").
+        said = text if text in self.intents.table else self.intents.fillers.stripped(text)
+        if intent.name in STARTING and len(said.split()) < START_MIN_WORDS:
             self.rejected += 1
             log.info("%.2f s: %r ignored: to start, a phrase like 'start back stretch'", end, text)
             return None

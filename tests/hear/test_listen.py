@@ -133,11 +133,12 @@ def test_starting_takes_more_than_a_lone_word(lang: IntentSet) -> None:
         Hypothesis("start back stretch", 3.0, 3.9, 4.1),
         Hypothesis("let's begin", 5.0, 5.6, 5.8),
         Hypothesis("stop", 7.0, 7.4, 7.6),
+        Hypothesis("okay start please", 8.0, 8.6, 8.8),  # fillers are no evidence
     ]
     assert getattr(lang.match("start"), "name", None) == "start"  # a phrase of the intent, typed
     listener = Listener(Scripted(hypotheses), lang)
     assert _listen(listener, 9.0) == ["start back stretch", "let us begin", "stop"]
-    assert listener.rejected == 2
+    assert listener.rejected == 3
 
 
 def test_wake_word(lang: IntentSet) -> None:
