@@ -190,8 +190,13 @@ def test_a_restarted_recogniser_hears_as_a_new_one(lang: IntentSet) -> None:
     first = speech.in_room(speech.espeak("I think it's going to rain tomorrow", "en-gb"), seed=1)
     clip = speech.in_room(speech.piper("hold on", varied=False), seed=2)
     used = SphinxRecognizer(lang.phrases())
+    at_start = used._decoder.get_cmn(False)
     speech.run_stream(used, first)
+    floor = used.settings.vad.floor_dbfs
+    # the first clip taught it a cepstral mean and a noise level
+    assert used._decoder.get_cmn(False) != at_start and used.endpointer.classifier.noise_dbfs != floor
     used.restart()
+    assert used._decoder.get_cmn(False) == at_start and used.endpointer.classifier.noise_dbfs == floor
     again = speech.run_stream(used, clip)
     new = speech.run_stream(SphinxRecognizer(lang.phrases()), clip)
     assert [(h.text, h.speech_start_s, h.speech_end_s) for h in again] == [
