@@ -59,7 +59,8 @@ class VadSettings:
     hangover_s: float = 0.36  # this much continuous non-speech ends it
     early_s: float = 0.2  # or this much, when the decoder finds a whole command in it (`complete`)
     pre_roll_s: float = 0.2  # audio kept before the first speech frame (weak onsets like /s/)
-    post_roll_s: float = 0.15  # audio kept after the last speech frame (at most hangover_s)
+    post_roll_s: float = 0.15  # audio kept after the last speech frame (at most hangover_s; an early
+    # decision has only early_s of it)
     min_speech_s: float = 0.1  # shorter bursts (clicks, a cough) are dropped
     max_segment_s: float = 8.0  # a longer utterance is cut: nobody's command is this long
     noise_window_s: float = 2.0  # minimum-statistics window
@@ -191,7 +192,9 @@ class Endpointer:
         self._onset_frames = max(1, round(s.onset_s / s.frame_s))
         self._hangover = max(1, round(s.hangover_s / s.frame_s))
         self._post_roll = min(self._hangover, round(s.post_roll_s / s.frame_s))
-        self._early = max(self._post_roll, round(s.early_s / s.frame_s))
+        # An early decision offers the utterance with the quiet it has so far (`early_s`),
+        # which may be less than the post-roll the full hangover gives.
+        self._early = max(1, round(s.early_s / s.frame_s))
         self._pre_roll = round(s.pre_roll_s / s.frame_s)
         self._max_frames = round(s.max_segment_s / s.frame_s)
         self._min_speech = max(1, round(s.min_speech_s / s.frame_s))
