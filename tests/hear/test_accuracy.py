@@ -48,18 +48,24 @@ ESPEAK_MEAN_MIN = 0.60
 ESPEAK_EACH_MIN = 0.45
 
 
+# The conditions decoded here: all but noisy non-command speech, which nothing asserts any
+# more (pocketsphinx on the grown grammar fires on 21 of its 22 sentences; the bench reports
+# it), and which, long and noisy, was the slowest to decode.
+TESTED = [c for c in conditions() if c != "oov routine+chatter +10dB"]
+
+
 @pytest.fixture(scope="session")
 def results() -> Iterator[dict[str, Result]]:
     """Every condition decoded once, in two processes of about equal work: the coach's cues
     (the largest set) with the espeak voices, and the piper conditions, clean and noisy in
     the same process so each phrase is synthesised once, with the other sentences."""
-    first = ["oov cues", *(c for c in conditions() if c.startswith("espeak"))]
-    batches = [first, [c for c in conditions() if c not in first]]
+    first = ["oov cues", *(c for c in TESTED if c.startswith("espeak"))]
+    batches = [first, [c for c in TESTED if c not in first]]
     started = time.monotonic()
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         done = pool.map(evaluate_all, batches, chunksize=1)
     decoded = {r.condition: r for batch in done for r in batch}
-    decoded = {c: decoded[c] for c in conditions()}  # in the usual order
+    decoded = {c: decoded[c] for c in TESTED}  # in the usual order
     elapsed = time.monotonic() - started
     print(f"\nstt accuracy ({elapsed:.0f} s wall):")
     for r in decoded.values():

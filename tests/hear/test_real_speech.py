@@ -23,7 +23,9 @@ pytestmark = pytest.mark.skipif(not real.available(), reason=f"the real-speech s
 
 # engine: (least share of HELD stops heard, most share of HELD word clips firing an intent)
 BOUNDS = {
-    # Measured 58/60 stops (96.7 %) and 2/263 word clips (0.8 %); the targets are 90 % and 2 %.
+    # Measured 58/60 stops (96.7 %) and 2/263 word clips (0.8 %) before vosk was gated; gated,
+    # with the grown grammar and issue 12's utterance margins (vosk_engine.VOSK_VAD): 53/60
+    # (88.3 %) and 0 of the 132 word clips tested here. The targets are 90 % and 2 %.
     "vosk": (0.85, 0.03),
     # Measured 26/60 stops (43.3 %: the target, 75 %, is missed by 32 points: most misses
     # decode as garbage phones, rejected) and 16/263 word clips (6.1 %; target 2 %) with
@@ -34,11 +36,12 @@ BOUNDS = {
 
 
 def _chosen(engine: str) -> tuple[real.Clip, ...]:
-    """Every stop clip (TUNE ones too, for "never start") and the HELD clips that are no
-    command; pocketsphinx, four times slower, every third one of those."""
+    """Every stop clip (TUNE ones too, for "never start") and every other HELD clip that is
+    no command (every third for pocketsphinx, four times slower): the suite's time. The
+    bench decodes them all."""
     stops = tuple(c for c in real.clips() if c.intent == "stop")
     others = tuple(c for c in real.split(True) if c.intent is None)
-    return stops + (others if engine == "vosk" else others[::3])
+    return stops + (others[::2] if engine == "vosk" else others[::3])
 
 
 @pytest.fixture(scope="module")
