@@ -1,0 +1,117 @@
+"""The offline session in a closed loop with the simulated bedroom: the microphone hears
+what the session really plays (tests/kit/room.py `ClosedLoopMic`), and the session's
+listener hears the microphone through the echo canceller (`run_audio` with the
+pipeline's `OfflineEcho`). Real piper, real vosk, real AEC3."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.app.offline import run_audio
+from assistant.app.settings import Settings
+from assistant.app.wiring import Needs, Pipeline, build
+from assistant.coach import routine as routines
+from assistant.coach.events import Cut, Event, Say, Understood
+from assistant.coach.intents import IntentSet
+from assistant.hear.capture import Chunk
+from assistant.hear.vosk_engine import VoskModel, VoskRecognizer
+from assistant.pcm import RATE_HZ, resample
+from assistant.speak.render import OutputTrack
+from tests.kit import room
+from tests.kit.models import require_english_model
+from tests.kit.sessions import SHORT_ROUTINE
+
+WELCOME = "Let's do the knee hug stretch. Move slowly, and breathe with my voice, in and out, as I count."
+CALIBRATION = "Take a deep breath in, holding your knee."  # a cue of both routines
+GEOMETRY = room.Geometry(rt60_s=0.3)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def write(self, event: Event) -> None:
+        self.events.append(event)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def model() -> VoskModel:
+    return VoskModel(require_english_model())
+
+
+def session(
+    tmp_path: Path, lang: IntentSet, model: VoskModel, welcome: str = WELCOME
+) -> tuple[Pipeline, Events, OutputTrack]:
+    """A short routine with a long welcome, started by a typed command at 0 s; its events,
+    and what it plays as the room hears it."""
+    path = tmp_path / "routine.yaml"
+    path.write_text(SHORT_ROUTINE.replace('welcome: "Knee hugs."', f'welcome: "{welcome}"'))
+    needs = Needs(
+        voice=True, listen=True, echo=True, recognizer=lambda phrases: VoskRecognizer(model, phrases)
+    )
+    pipeline = build(Settings(), routines.load(path), lang, needs)
+    events, played = Events(), OutputTrack(pipeline.cache, Settings().volume, RATE_HZ)  # type: ignore[arg-type]
+    pipeline.session.sinks += [events, played]
+    pipeline.session.hear("start back stretch", 0.0)
+    return pipeline, events, played
+
+
+def coach_power(pipeline: Pipeline) -> float:
+    """The welcome's active level as played: what `echo_db` is calibrated on."""
+    assert pipeline.cache is not None
+    return room.active_power(resample(pipeline.cache.get(CALIBRATION), RATE_HZ).samples * Settings().volume)
+
+
+def test_when_pause_cuts_a_cue_its_echo_stops(tmp_path: Path, lang: IntentSet, model: VoskModel) -> None:
+    """ "pause" (typed, at 2 s) cuts the welcome: the microphone's echo is exactly the room's
+    response to what the session played, cut cue and all, and after the reply it is silent."""
+    pipeline, events, played = session(tmp_path, lang, model)
+    conditions = room.Conditions(echo_db=20.0, latency_ms=60.0)
+    loop = room.ClosedLoopMic(
+        room.Room(GEOMETRY, conditions, coach_power(pipeline)), np.zeros(1, np.int16), played, 9.0
+    )
+
+    def typed_pause(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+        for chunk in chunks:
+            if chunk.end_s == pytest.approx(2.01):  # the session has run to 2.0 s
+                pipeline.session.hear("pause", 2.0)
+            yield chunk
+
+    run_audio(pipeline.session, pipeline.listener, typed_pause(loop.chunks()), pipeline.echo)  # type: ignore[arg-type]
+    assert any(isinstance(e, Cut) and e.t == 2.0 for e in events.events)
+    said = [e for e in events.events if isinstance(e, Say) and e.t < 9.0]
+    assert [s.text for s in said][0].startswith("Let's do the knee hug stretch")
+    reply = said[-1]
+    assert reply.t == pytest.approx(2.0) and reply.text.startswith("Paused")
+    n = len(loop.echo)
+    expected = loop.room.echo_of(played.samples(0, n), n)
+    assert np.max(np.abs(loop.echo - expected)) < 1e-6 * np.max(np.abs(expected)) + 1e-9
+    # The welcome ran on past 2 s; with the cut, after the reply and its reverberation: silence.
+    quiet_from = round((reply.end_s + 0.3 + 0.06) * RATE_HZ)
+    assert len(played.samples(0, round(8 * RATE_HZ)).nonzero()[0]) > 0
+    assert not np.any(played.samples(round(reply.end_s * RATE_HZ) + 1, n))
+    assert np.max(np.abs(loop.echo[quiet_from:])) < 1.0  # under one LSB: nothing sounds
+    assert room.dbfs(room.active_power(loop.echo[RATE_HZ : 2 * RATE_HZ])) > -25.0  # it was loud
+
+
+def test_the_coach_never_obeys_itself_through_the_canceller(
+    tmp_path: Path, lang: IntentSet, model: VoskModel
+) -> None:
+    """Several cues with their echo 30 dB over a quiet user's level, nobody speaking: nothing
+    the listener hears becomes a command."""
+    pipeline, events, played = session(tmp_path, lang, model, welcome="Knee hugs.")
+    conditions = room.Conditions(echo_db=30.0, user_dbfs=-45.0, latency_ms=80.0, drift_ppm=100.0)
+    loop = room.ClosedLoopMic(
+        room.Room(GEOMETRY, conditions, coach_power(pipeline)), np.zeros(1, np.int16), played, 12.0
+    )
+    run_audio(pipeline.session, pipeline.listener, loop.chunks(), pipeline.echo)  # type: ignore[arg-type]
+    cues = [e for e in events.events if isinstance(e, Say) and e.t < 12.0]
+    assert len(cues) >= 4
+    assert [e.name for e in events.events if isinstance(e, Understood)] == ["start"]
