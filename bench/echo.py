@@ -55,6 +55,8 @@ ENGINES: dict[str, Callable[[], Canceller] | None] = {
     "speex": lambda: SpeexCanceller(),
 }
 HINT_MS = 40
+RECOGNISERS = ("vosk", "pocketsphinx")
+REAL_STOPS = 12  # real speakers' "stop" clips in the double-talk trials
 BASE = room.Conditions(echo_db=20.0, user_dbfs=-38.0, latency_ms=60.0)
 GEOMETRY = room.Geometry(rt60_s=0.4, user_m=1.5)
 CONVERGE_S = 3.0
@@ -138,7 +140,7 @@ def trials(quick: bool) -> list[Trial]:
     ]
     if real.available():
         stops = [c for c in real.clips() if c.intent == "stop"]
-        out += [Trial(f"real {c.speaker}", c.held, "stop", real.samples(c.file)) for c in stops[:12]]
+        out += [Trial(f"real {c.speaker}", c.held, "stop", real.samples(c.file)) for c in stops[:REAL_STOPS]]
     return out[:4] if quick else out
 
 
@@ -182,7 +184,7 @@ def measure(bench: Bench) -> Section:
                 Figure(f"echo.{engine}.erle.{_key(case)}", label, value, "dB", target, higher_is_better=True)
             )
     # Double talk and recognition.
-    makers = {e: real.maker(e, lang, vosk_model()) for e in ("vosk", "pocketsphinx")}
+    makers = {e: real.maker(e, lang, vosk_model()) for e in RECOGNISERS}
     long_cues = sorted(clips, key=len)[-4:]
     before = coach_track(clips[:3])[: round(4.0 * RATE_HZ)]
     results: dict[tuple[str, str, bool], list[bool]] = {}
