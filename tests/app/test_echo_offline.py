@@ -11,16 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.app.offline import run_audio
+from assistant.app.offline import OfflineEcho, run_audio
 from assistant.app.settings import Settings
 from assistant.app.wiring import Needs, Pipeline, build
 from assistant.coach import routine as routines
-from assistant.coach.events import Cut, Event, Say, Understood
+from assistant.coach.events import Cut, Event, Say, SayKind, Understood
 from assistant.coach.intents import IntentSet
 from assistant.hear.capture import Chunk
+from assistant.hear.echo import FRAME_SAMPLES
 from assistant.hear.vosk_engine import VoskModel, VoskRecognizer
-from assistant.pcm import RATE_HZ, resample
+from assistant.pcm import RATE_HZ, Audio, resample
 from assistant.speak.render import OutputTrack
+from tests.hear.test_echo import Recorder
 from tests.kit import room
 from tests.kit.models import require_english_model
 from tests.kit.sessions import SHORT_ROUTINE
@@ -115,3 +117,32 @@ def test_the_coach_never_obeys_itself_through_the_canceller(
     cues = [e for e in events.events if isinstance(e, Say) and e.t < 12.0]
     assert len(cues) >= 4
     assert [e.name for e in events.events if isinstance(e, Understood)] == ["start"]
+
+
+class Clips:
+    """A cue cache at our seam: every text is a ramp, 16 kHz."""
+
+    class synth:  # noqa: N801 (the attribute CueCache has)
+        rate_hz = RATE_HZ
+
+    def get(self, text: str) -> Audio:
+        return Audio(np.arange(1, 801, dtype=np.int16), RATE_HZ)
+
+
+def test_each_frame_is_cancelled_against_what_was_played_one_frame_before() -> None:
+    """The reference of the frame ending at t is the output from t - 20 ms to t - 10 ms:
+    decided by then (the session has run to the frame's start), so exact, cut included."""
+    output = OutputTrack(Clips(), 1.0, RATE_HZ)  # type: ignore[arg-type]
+    recorder = Recorder()
+    echo = OfflineEcho(recorder, output)
+    output.write(Say(0.0125, "a clip", 0.05, SayKind.REPLY))  # samples 200..1000
+    output.write(Cut(0.05))  # cut at sample 800
+    capture = Chunk(np.zeros(700, np.int16), 700 / RATE_HZ)
+    cleaned = [echo.clean(frame) for frame in echo.frames(capture)]
+    assert [c.end_s for c in cleaned] == pytest.approx([0.01 * k for k in range(1, 5)])
+    more = [echo.clean(frame) for frame in echo.frames(Chunk(np.zeros(700, np.int16), 1400 / RATE_HZ))]
+    assert len(cleaned) + len(more) == 8  # 1400 samples: 8 whole frames, 120 wait
+    reference = np.concatenate([r for _, r in recorder.frames])
+    expected = np.zeros(8 * FRAME_SAMPLES, np.int16)
+    expected[FRAME_SAMPLES + 200 : FRAME_SAMPLES + 800] = np.arange(1, 601)
+    assert np.array_equal(reference, expected)
