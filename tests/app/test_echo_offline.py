@@ -27,7 +27,6 @@ from tests.kit import room
 from tests.kit.models import require_english_model
 from tests.kit.sessions import SHORT_ROUTINE
 
-WELCOME = "Let's do the knee hug stretch. Move slowly, and breathe with my voice, in and out, as I count."
 CALIBRATION = "Take a deep breath in, holding your knee."  # a cue of both routines
 GEOMETRY = room.Geometry(rt60_s=0.3)
 
@@ -48,13 +47,12 @@ def model() -> VoskModel:
     return VoskModel(require_english_model())
 
 
-def session(
-    tmp_path: Path, lang: IntentSet, model: VoskModel, welcome: str = WELCOME
-) -> tuple[Pipeline, Events, OutputTrack]:
-    """A short routine with a long welcome, started by a typed command at 0 s; its events,
-    and what it plays as the room hears it."""
+def session(tmp_path: Path, lang: IntentSet, model: VoskModel) -> tuple[Pipeline, Events, OutputTrack]:
+    """The short routine, started by a typed command at 0 s (its first words, welcome to
+    the first "Go gently", are one 4 s utterance); its events, and what it plays as the
+    room hears it."""
     path = tmp_path / "routine.yaml"
-    path.write_text(SHORT_ROUTINE.replace('welcome: "Knee hugs."', f'welcome: "{welcome}"'))
+    path.write_text(SHORT_ROUTINE)
     needs = Needs(
         voice=True, listen=True, echo=True, recognizer=lambda phrases: VoskRecognizer(model, phrases)
     )
@@ -66,13 +64,13 @@ def session(
 
 
 def coach_power(pipeline: Pipeline) -> float:
-    """The welcome's active level as played: what `echo_db` is calibrated on."""
+    """A cue's active level as played: what `echo_db` is calibrated on."""
     assert pipeline.cache is not None
     return room.active_power(resample(pipeline.cache.get(CALIBRATION), RATE_HZ).samples * Settings().volume)
 
 
 def test_when_pause_cuts_a_cue_its_echo_stops(tmp_path: Path, lang: IntentSet, model: VoskModel) -> None:
-    """ "pause" (typed, at 2 s) cuts the welcome: the microphone's echo is exactly the room's
+    """ "pause" (typed, at 2 s) cuts the first words: the microphone's echo is exactly the room's
     response to what the session played, cut cue and all, and after the reply it is silent."""
     pipeline, events, played = session(tmp_path, lang, model)
     conditions = room.Conditions(echo_db=20.0, latency_ms=60.0)
@@ -89,13 +87,13 @@ def test_when_pause_cuts_a_cue_its_echo_stops(tmp_path: Path, lang: IntentSet, m
     run_audio(pipeline.session, pipeline.listener, typed_pause(loop.chunks()), pipeline.echo)  # type: ignore[arg-type]
     assert any(isinstance(e, Cut) and e.t == 2.0 for e in events.events)
     said = [e for e in events.events if isinstance(e, Say) and e.t < 9.0]
-    assert [s.text for s in said][0].startswith("Let's do the knee hug stretch")
+    assert [s.text for s in said][0].startswith("Knee hugs.")
     reply = said[-1]
     assert reply.t == pytest.approx(2.0) and reply.text.startswith("Paused")
     n = len(loop.echo)
     expected = loop.room.echo_of(played.samples(0, n), n)
     assert np.max(np.abs(loop.echo - expected)) < 1e-6 * np.max(np.abs(expected)) + 1e-9
-    # The welcome ran on past 2 s; with the cut, after the reply and its reverberation: silence.
+    # They ran on past 2 s; with the cut, after the reply and its reverberation: silence.
     quiet_from = round((reply.end_s + 0.3 + 0.06) * RATE_HZ)
     assert len(played.samples(0, round(8 * RATE_HZ)).nonzero()[0]) > 0
     assert not np.any(played.samples(round(reply.end_s * RATE_HZ) + 1, n))
@@ -108,7 +106,7 @@ def test_the_coach_never_obeys_itself_through_the_canceller(
 ) -> None:
     """Several cues with their echo 30 dB over a quiet user's level, nobody speaking: nothing
     the listener hears becomes a command."""
-    pipeline, events, played = session(tmp_path, lang, model, welcome="Knee hugs.")
+    pipeline, events, played = session(tmp_path, lang, model)
     conditions = room.Conditions(echo_db=30.0, user_dbfs=-45.0, latency_ms=80.0, drift_ppm=100.0)
     loop = room.ClosedLoopMic(
         room.Room(GEOMETRY, conditions, coach_power(pipeline)), np.zeros(1, np.int16), played, 12.0
