@@ -22,14 +22,24 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import accuracy, latency, load, memory, real, report, timing, voice, wordings
+from bench import accuracy, echo, latency, load, memory, real, report, timing, voice, wordings
 from bench.context import Bench
 from bench.report import Section
 from tests.kit.pulse import PulseError, PulseServer
 
 log = logging.getLogger("bench")
 
-ORDER = ("latency", "load", "timing", "voice", "memory", "accuracy", "real", "wordings")  # the issues' order
+ORDER = (
+    "latency",
+    "load",
+    "timing",
+    "voice",
+    "memory",
+    "accuracy",
+    "real",
+    "wordings",
+    "echo",
+)  # the issues' order
 
 
 def _timed(measure: Callable[[], Section], key: str) -> Section:
@@ -57,7 +67,7 @@ def _machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
 
 
-MODULES = {m.__name__.rsplit(".", 1)[1]: m for m in (accuracy, latency, load, memory, real, wordings)}
+MODULES = {m.__name__.rsplit(".", 1)[1]: m for m in (accuracy, latency, load, memory, real, wordings, echo)}
 
 
 def _only(out: Path, keys: list[str], quick: bool) -> int:
@@ -94,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         help="measure only these sections (comma-separated, of: accuracy, latency, load, memory, real, "
-        "wordings) and keep the others from the results already in --out, each with its own date",
+        "wordings, echo) and keep the others from the results already in --out, each with its own date",
     )
     args = parser.parse_args(argv)
     if args.only:
@@ -115,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         sections = [_timed(lambda: voice.measure(bench), "voice")]
         realtime = timing.RealTime(bench)
         realtime.start()
-        modules = (accuracy, latency, load, memory, real, wordings)
+        modules = (accuracy, latency, load, memory, real, wordings, echo)
         for key, module in ((m.__name__.rsplit(".", 1)[1], m) for m in modules):
             sections.append(_timed(lambda m=module: m.measure(bench), key))  # type: ignore[misc]
         sections.append(_timed(lambda: timing.measure(bench, realtime), "timing"))

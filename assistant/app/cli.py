@@ -81,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument("--mute", action="store_true", help="print cues instead of speaking them")
     run.add_argument(
+        "--no-echo-cancel", dest="echo_cancel", action="store_false",
+        help="with --in: hear the recording as it is (by default the coach's own voice is cancelled in it)",
+    )  # fmt: skip
+    run.add_argument(
         "--out",
         type=_path("--out"),
         metavar="WAV",
@@ -336,6 +340,7 @@ def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, 
         speaker=not virtual and not args.mute,
         listen=not args.text and args.script is None,
         store=not virtual,  # a live session's place survives a restart; a simulated one leaves no trace
+        echo=args.in_wav is not None and args.echo_cancel,  # (only when the coach has a voice)
         out=args.out,
         timeline=args.timeline,
         transcript=None if args.quiet else sys.stdout,
@@ -344,7 +349,7 @@ def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, 
     session, listener = pipeline.session, pipeline.listener
     if args.in_wav is not None:
         assert listener is not None
-        run_audio(session, listener, wav_chunks(args.in_wav))
+        run_audio(session, listener, wav_chunks(args.in_wav), pipeline.echo)
     elif virtual:
         run_script(session, utterances)
     else:

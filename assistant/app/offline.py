@@ -12,16 +12,21 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from assistant.coach.events import State
 from assistant.coach.intents import IntentSet
 from assistant.coach.session import Session
 from assistant.errors import ScriptError
 from assistant.hear.capture import Chunk
+from assistant.hear.echo import FRAME_SAMPLES, Canceller
 from assistant.hear.listen import Listener
+from assistant.pcm import RATE_HZ
+from assistant.speak.render import OutputTrack
 
 log = logging.getLogger(__name__)
 _LINE = re.compile(r"^\s*(\S+)\s+(\S.*?)\s*$")
@@ -87,15 +92,56 @@ def load(path: Path, intents: IntentSet) -> list[Utterance]:
     return parse(text, str(path), intents)
 
 
-def run_audio(session: Session, listener: Listener, chunks: Iterable[Chunk]) -> None:
+class OfflineEcho:
+    """Echo cancellation on the virtual clock: the reference is the coach's own output as
+    the session renders it (`output`, a sink of the session at 16 kHz), so a recording of
+    a live session, or a simulated room, has the coach's voice taken out.
+
+    The capture goes through in 10 ms frames, each with the reference one frame earlier:
+    when a frame is cleaned the session has run to its start, so every sample of that
+    reference has been decided (a cue starting within the frame is not known yet). The
+    canceller finds the real delay itself; one frame less is still causal for any device
+    latency over 10 ms."""
+
+    def __init__(self, canceller: Canceller, output: OutputTrack) -> None:
+        if output.rate_hz != RATE_HZ:
+            raise ValueError(f"the echo reference must be at {RATE_HZ} Hz, not {output.rate_hz}")
+        self.canceller = canceller
+        self.output = output
+        self._pending = np.zeros(0, np.int16)
+        self._done = 0  # samples of capture handed out
+
+    def frames(self, chunk: Chunk) -> Iterator[Chunk]:
+        """`chunk` in whole 10 ms frames (the rest waits for the next chunk), uncleaned."""
+        self._pending = np.concatenate([self._pending, chunk.samples])
+        whole = len(self._pending) - len(self._pending) % FRAME_SAMPLES
+        frames, self._pending = self._pending[:whole], self._pending[whole:]
+        for i in range(0, whole, FRAME_SAMPLES):
+            self._done += FRAME_SAMPLES
+            yield Chunk(frames[i : i + FRAME_SAMPLES], self._done / RATE_HZ)
+
+    def clean(self, frame: Chunk) -> Chunk:
+        """`frame` (from `frames`) with the coach's echo removed; call it once the session
+        has run to the frame's start."""
+        stop = round(frame.end_s * RATE_HZ) - FRAME_SAMPLES
+        reference = self.output.samples(stop - FRAME_SAMPLES, stop)
+        self.output.forget_before(stop - FRAME_SAMPLES)
+        return Chunk(self.canceller.process(frame.samples, reference), frame.end_s)
+
+
+def run_audio(
+    session: Session, listener: Listener, chunks: Iterable[Chunk], echo: OfflineEcho | None = None
+) -> None:
     """Recorded audio as the microphone, on the virtual clock its samples define; then
-    the session runs to its end."""
+    the session runs to its end. With `echo`, the coach's own voice is cancelled first."""
     end = 0.0
     for chunk in chunks:
-        for command in listener.feed(chunk):
-            session.hear(command.text, command.fired_s, command.speech_end_s)
-        session.run_until(chunk.end_s)
-        end = chunk.end_s
+        for piece in [chunk] if echo is None else echo.frames(chunk):
+            heard = piece if echo is None else echo.clean(piece)
+            for command in listener.feed(heard):
+                session.hear(command.text, command.fired_s, command.speech_end_s)
+            session.run_until(piece.end_s)
+            end = piece.end_s
     for command in listener.flush(end):
         session.hear(command.text, command.fired_s, command.speech_end_s)
     session.run_until(math.inf)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from assistant.app.offline import OfflineEcho
 from assistant.app.progress import MilestoneProgress, Progress, TerminalProgress
 from assistant.app.settings import Settings
 from assistant.app.store import ProgressStore, StateLock, state_dir
@@ -32,13 +33,15 @@ from assistant.coach.events import Sink
 from assistant.coach.intents import IntentSet
 from assistant.coach.routine import Routine
 from assistant.coach.session import Session
+from assistant.hear.echo import open_canceller
 from assistant.hear.engines import open_recognizer
 from assistant.hear.listen import Listener
 from assistant.hear.recognizer import Recognizer
+from assistant.pcm import RATE_HZ
 from assistant.speak import voices
 from assistant.speak.cache import CueCache
 from assistant.speak.playback import Player
-from assistant.speak.render import WavRenderer
+from assistant.speak.render import OutputTrack, WavRenderer
 from assistant.speak.tts import SpeechSettings, Synthesizer
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ class Needs:
     timeline: Path | None = None  # every event as JSON Lines
     transcript: IO[str] | None = None  # what is said and heard, as it happens
     # The bench brings a recogniser of its own (to measure the model's memory apart, say).
+    echo: bool = False  # offline: cancel the coach's rendered voice in the recording (needs `voice`)
     recognizer: Callable[[Sequence[str]], Recognizer] | None = field(default=None, compare=False)
 
 
@@ -70,6 +74,7 @@ class Pipeline:
     player: Player | None = None
     listener: Listener | None = None
     store: ProgressStore | None = None
+    echo: OfflineEcho | None = None  # with Needs.echo: hand it to run_audio
 
     def close(self) -> None:
         """Stop the cue cache's worker (idempotent; a session's end closes it too)."""
@@ -176,10 +181,15 @@ def _connect(
         schedulers=[player] if player is not None else [],
         prefetch=player.cache.prefetch if player is not None else lambda texts: None,
     )  # fmt: skip
+    echo = None
+    if needs.echo and cache is not None:
+        output = OutputTrack(cache, config.volume, RATE_HZ)
+        sinks.append(output)
+        echo = OfflineEcho(open_canceller(), output)
     listener = None
     if needs.listen:
         make = needs.recognizer or (
             lambda phrases: open_recognizer(config.stt_engine, phrases, config.vosk_model)
         )
         listener = Listener(make(language.phrases()), language, session.track, config.wake_word)
-    return Pipeline(dialogue, session, cache, player, listener, store)
+    return Pipeline(dialogue, session, cache, player, listener, store, echo)

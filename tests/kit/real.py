@@ -29,7 +29,7 @@ import numpy as np
 
 from assistant.coach.intents import IntentSet
 from assistant.hear.capture import Chunk
-from assistant.hear.listen import Listener
+from assistant.hear.listen import Command, Listener
 from assistant.hear.recognizer import Recognizer
 from assistant.pcm import RATE_HZ, Floats, resample
 from assistant.speak.wav import read_wav
@@ -143,17 +143,21 @@ def scene(clip: Clip, snr_db: float | None = None) -> speech.Samples:
     return np.clip(np.rint(mic + fan), -32768, 32767).astype(np.int16)
 
 
-def hear(recognizer: Recognizer, lang: IntentSet, audio: speech.Samples) -> tuple[str, ...]:
-    """The intents a session's listener fires on `audio`, fed in 30 ms chunks to
+def commands(recognizer: Recognizer, lang: IntentSet, audio: speech.Samples) -> list[Command]:
+    """The commands a session's listener takes from `audio`, fed in 30 ms chunks to
     `recognizer` (fresh, or reset) and flushed."""
     listener = Listener(recognizer, lang)
     step = round(speech.CHUNK_S * RATE_HZ)
-    commands = []
+    out = []
     for i in range(0, len(audio), step):
         piece = audio[i : i + step]
-        commands += listener.feed(Chunk(piece, (i + len(piece)) / RATE_HZ))
-    commands += listener.flush(len(audio) / RATE_HZ)
-    return tuple(m.name for c in commands if (m := lang.match(c.text)) is not None)
+        out += listener.feed(Chunk(piece, (i + len(piece)) / RATE_HZ))
+    return out + listener.flush(len(audio) / RATE_HZ)
+
+
+def hear(recognizer: Recognizer, lang: IntentSet, audio: speech.Samples) -> tuple[str, ...]:
+    """The intents of `commands`."""
+    return tuple(m.name for c in commands(recognizer, lang, audio) if (m := lang.match(c.text)) is not None)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,257 @@
+"""9. Echo cancellation (issue 13): which canceller, measured in the simulated bedroom.
+
+Material: the coach is the bundled piper voice saying the routine's real cues, back to
+back as a session says them; the user is espeak-ng voices saying "pause" and "stop"
+and real people saying "stop" (Speech Commands, tests/kit/real.py), split TUNE/HELD by
+the fixed sha256 rule (espeak voices by name, people by speaker). Nothing was tuned:
+every canceller runs on its defaults (WebRTC AEC3 without noise suppression, high-pass
+or gain control; speexdsp with a 300 ms filter and its residual-echo preprocessor), so
+both sides are reported, HELD first.
+
+Room (tests/kit/room.py): 4 x 3.5 x 2.6 m, RT60 0.4 s, speaker 5 cm from the
+microphone, user 1.5 m away at -38 dBFS; device latency 60 ms against a delay hint of
+40 ms unless said otherwise.
+
+- Echo removed (ERLE): the coach alone in the microphone, after 3 s of convergence,
+  10 log10(echo power in / power out), at +10/+20/+30 dB echo over the user; at device
+  latencies of 20 and 150 ms (the hint stays 40 ms); with +-200 ppm clock drift; with a
+  mild speaker non-linearity (tanh, drive 1).
+- User attenuation in double talk: the user's command said over a cue; the output's
+  least-squares gain on the user's own signal (residual echo, uncorrelated with it, does
+  not count), in dB, median over trials.
+- Heard over a cue: "pause"/"stop" said 0.8 s into a cue, after 4 s of earlier cues,
+  at +20 dB echo, through the project's `Listener` on vosk and pocketsphinx, counted
+  when the intent fires from speech ending after the user began; `none`: no canceller;
+  `alone` (the baseline column): the user in the room without any echo.
+  Self-triggers: intents fired from the cues before the user spoke.
+- CPU: the canceller's process time per audio second (a ratio; pyaec's includes its
+  ctypes list conversions).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from assistant.coach import routine as routines
+from assistant.coach.dialogue import in_order_of_use
+from assistant.coach.intents import IntentSet
+from assistant.hear.echo import FRAME_SAMPLES, Canceller, SpeexCanceller, WebRtcCanceller
+from assistant.hear.recognizer import Recognizer
+from assistant.pcm import RATE_HZ, Samples
+from bench.context import Bench, language, vosk_model
+from bench.report import Figure, Section
+from tests.kit import real, room, speech
+
+log = logging.getLogger(__name__)
+
+ENGINES: dict[str, Callable[[], Canceller] | None] = {
+    "none": None,
+    "webrtc": lambda: WebRtcCanceller(delay_hint_ms=HINT_MS),
+    "speex": lambda: SpeexCanceller(),
+}
+HINT_MS = 40
+RECOGNISERS = ("vosk", "pocketsphinx")
+REAL_STOPS = 12  # real speakers' "stop" clips in the double-talk trials
+BASE = room.Conditions(echo_db=20.0, user_dbfs=-38.0, latency_ms=60.0)
+GEOMETRY = room.Geometry(rt60_s=0.4, user_m=1.5)
+CONVERGE_S = 3.0
+ESPEAK = ("en-us", "en-us+f3", "en-us+m3", "en-gb", "en-gb+f2", "en-us+f4", "en-gb-scotland", "en-029")
+ERLE_CASES: dict[str, room.Conditions] = {
+    "+10 dB": replace(BASE, echo_db=10.0),
+    "+20 dB": BASE,
+    "+30 dB": replace(BASE, echo_db=30.0),
+    "latency 20 ms": replace(BASE, latency_ms=20.0),
+    "latency 150 ms": replace(BASE, latency_ms=150.0),
+    "drift +200 ppm": replace(BASE, drift_ppm=200.0),
+    "drift -200 ppm": replace(BASE, drift_ppm=-200.0),
+    "non-linear speaker": replace(BASE, drive=1.0),
+}
+
+
+def cues(n: int | None = None) -> list[Samples]:
+    """The routine's cues in the order a session says them, in the bundled voice."""
+    lang = language()
+    texts = [t for t in in_order_of_use(routines.load(), lang, "detailed") if len(t) > 20]
+    return [speech.piper(t, varied=False) for t in texts[:n]]
+
+
+def coach_track(clips: Sequence[Samples], gap_s: float = 0.4) -> Samples:
+    parts: list[Samples] = []
+    for c in clips:
+        parts += [np.asarray(c, np.int16), speech.silence(gap_s)]
+    return np.concatenate(parts)
+
+
+def cancel(engine: str, mic: Samples, reference: Samples, cpu: list[float] | None = None) -> Samples:
+    """`mic` through a fresh canceller `engine` fed `reference` (the played signal) frame
+    by frame; `none` returns `mic`."""
+    make = ENGINES[engine]
+    if make is None:
+        return mic
+    canceller = make()
+    n = len(mic) // FRAME_SAMPLES * FRAME_SAMPLES
+    out = np.zeros(len(mic), np.int16)
+    started = time.process_time()
+    for i in range(0, n, FRAME_SAMPLES):
+        out[i : i + FRAME_SAMPLES] = canceller.process(
+            mic[i : i + FRAME_SAMPLES], reference[i : i + FRAME_SAMPLES]
+        )
+    if cpu is not None:
+        cpu.append((time.process_time() - started) / (n / RATE_HZ))
+    return out
+
+
+def erle_db(echo: Samples, out: Samples) -> float:
+    skip = round(CONVERGE_S * RATE_HZ)
+    e, o = echo[skip:].astype(np.float64), out[skip:].astype(np.float64)
+    return float(10 * np.log10(np.sum(e**2) / max(np.sum(o**2), 1.0)))
+
+
+def user_gain_db(out: Samples, user: np.ndarray, start: int, stop: int) -> float:
+    """The output's least-squares gain on the user's signal between `start` and `stop`, at
+    the canceller's own delay (up to 20 ms: AEC3 delays by 8 ms, speexdsp by 10)."""
+    u = user[start:stop]
+    best = 0.0
+    for lag in range(0, 321, 4):
+        o = out[start + lag : stop + lag].astype(np.float64)
+        if len(o) == len(u):
+            best = max(best, float(np.dot(o, u) / max(float(np.dot(u, u)), 1e-9)))
+    return float(20 * np.log10(max(best, 1e-6)))
+
+
+@dataclass(frozen=True)
+class Trial:
+    who: str  # espeak voice or real speaker
+    held: bool
+    intent: str
+    dry: Samples  # the user's command, dry
+
+
+def trials(quick: bool) -> list[Trial]:
+    out = [
+        Trial(f"espeak {v}", real.held_out(v), word, speech.espeak(word, v))
+        for v in ESPEAK
+        for word in ("pause", "stop")
+    ]
+    if real.available():
+        stops = [c for c in real.clips() if c.intent == "stop"]
+        out += [Trial(f"real {c.speaker}", c.held, "stop", real.samples(c.file)) for c in stops[:REAL_STOPS]]
+    return out[:4] if quick else out
+
+
+def hear(recognizer: Recognizer, lang: IntentSet, audio: Samples) -> list[tuple[str, float]]:
+    """(intent, speech end in s) of every command the project's `Listener` takes from `audio`."""
+    return [
+        (m.name, c.speech_end_s) for c in real.commands(recognizer, lang, audio) if (m := lang.match(c.text))
+    ]
+
+
+def _scene(
+    trial: Trial, before: Samples, cue: Samples, conditions: room.Conditions
+) -> tuple[room.Mic, Samples, int]:
+    """The coach plays `before`, then `cue`; the user speaks 0.8 s into `cue`."""
+    played = np.concatenate([before, cue, speech.silence(2.0)])
+    at = len(before) + round(0.8 * RATE_HZ)
+    user = np.zeros(len(played))
+    user[at : at + len(trial.dry)] = trial.dry
+    r = room.Room(GEOMETRY, conditions, room.active_power(cue))
+    return r.mic(played, user), played, at
+
+
+def measure(bench: Bench) -> Section:
+    lang = language()
+    section = Section("echo", "9. Echo cancellation", __doc__.split("\n\n", 1)[1].strip())
+    clips = cues(6 if bench.quick else 14)
+    track = coach_track(clips)[: round((10 if bench.quick else 30) * RATE_HZ)]
+    power = room.active_power(track)
+    engines = [e for e in ENGINES if e != "none"]
+    cpu: dict[str, list[float]] = {e: [] for e in engines}
+    # Echo removed.
+    for case, conditions in ERLE_CASES.items():
+        mic = room.Room(GEOMETRY, conditions, power).mic(track, None)
+        for engine in engines:
+            out = cancel(engine, mic.samples, track, cpu[engine])
+            value = round(erle_db(mic.samples, out), 1)
+            log.info("ERLE %s %s: %.1f dB", engine, case, value)
+            target = 30.0 if case == "+20 dB" else None
+            label = f"{engine}: echo removed, {case}"
+            section.add(
+                Figure(f"echo.{engine}.erle.{_key(case)}", label, value, "dB", target, higher_is_better=True)
+            )
+    # Double talk and recognition.
+    makers = {e: real.maker(e, lang, vosk_model()) for e in RECOGNISERS}
+    long_cues = sorted(clips, key=len)[-4:]
+    before = coach_track(clips[:3])[: round(4.0 * RATE_HZ)]
+    results: dict[tuple[str, str, bool], list[bool]] = {}
+    selftrig: dict[tuple[str, str], int] = {}
+    gains: dict[tuple[str, bool], list[float]] = {}
+    chosen = trials(bench.quick)
+    for n, trial in enumerate(chosen):
+        cue = long_cues[n % len(long_cues)]
+        conditions = replace(BASE, seed=n)
+        mic, played, at = _scene(trial, before, cue, conditions)
+        for engine in ("alone", *ENGINES):
+            if engine == "alone":  # the control: the user in the room, no echo, no canceller
+                out = room.to_int16(mic.user + mic.noise)
+            else:
+                out = cancel(engine, mic.samples, played, cpu.get(engine))
+            if engine not in ("none", "alone"):
+                gains.setdefault((engine, trial.held), []).append(
+                    user_gain_db(out, mic.user, at, at + len(trial.dry))
+                )
+            for rec, make in makers.items():
+                if make is None:
+                    continue
+                commands = hear(make(), lang, out)
+                # Heard: the intent, from speech that ended after the user began (the coach's
+                # own cue can fire one before: that is a self-trigger, not a hit).
+                user_s = at / RATE_HZ
+                results.setdefault((engine, rec, trial.held), []).append(
+                    any(name == trial.intent and end > user_s for name, end in commands)
+                )
+                if engine != "alone":
+                    selftrig[(engine, rec)] = selftrig.get((engine, rec), 0) + sum(
+                        end <= user_s for _, end in commands
+                    )
+    for (engine, rec, held), hits in sorted(results.items(), key=lambda kv: (not kv[0][2], kv[0][:2])):
+        side = "HELD" if held else "TUNE"
+        pct = round(100.0 * sum(hits) / len(hits), 1)
+        base = results.get(("alone", rec, held))
+        label = f"{engine}, {rec}: pause/stop over a cue at +20 dB, {side} ({sum(hits)}/{len(hits)})"
+        section.add(Figure(f"echo.{engine}.{rec}.{side.lower()}.barge_in_pct", label,
+                           pct, "%", target=90.0 if held and engine not in ("none", "alone") else None,
+                           higher_is_better=True,
+                           baseline=round(100.0 * sum(base) / len(base), 1) if base else None))  # fmt: skip
+    for (engine, held), values in sorted(gains.items(), key=lambda kv: (not kv[0][1], kv[0][0])):
+        side = "HELD" if held else "TUNE"
+        section.add(Figure(f"echo.{engine}.{side.lower()}.user_gain_db",
+                           f"{engine}: user's gain in double talk, median, {side} (min {min(values):.1f})",
+                           round(float(np.median(values)), 1), "dB"))  # fmt: skip
+    coach_s = len(chosen) * len(before) / RATE_HZ
+    for engine in ENGINES:
+        for rec in makers:
+            if makers[rec] is not None:
+                section.add(Figure(f"echo.{engine}.{rec}.self_triggers", f"{engine}, {rec}: self-triggers in "
+                                   f"{coach_s:.0f} s of cues before the user spoke, +20 dB",
+                                   selftrig.get((engine, rec), 0), target=0))  # fmt: skip
+    for engine in engines:
+        section.add(
+            Figure(
+                f"echo.{engine}.cpu",
+                f"{engine}: CPU per audio second",
+                round(float(np.median(cpu[engine])), 4),
+            )
+        )
+    section.notes.append(
+        f"{len(chosen)} double-talk trials; echo removed on {len(track) / RATE_HZ:.0f} s of cues."
+    )
+    return section
+
+
+def _key(case: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in case).strip("_").lower()

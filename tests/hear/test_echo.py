@@ -1,0 +1,128 @@
+"""The echo canceller and the simulated bedroom it is measured in (tests/kit/room.py).
+
+Real parts: the bundled piper voice says real cues, espeak-ng is the user, the rooms come
+from pyroomacoustics, and the cancellers are the real WebRTC AEC3 and speexdsp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from assistant.hear.echo import FRAME_SAMPLES, EchoStage, SpeexCanceller, WebRtcCanceller
+from assistant.pcm import RATE_HZ, Samples
+from tests.kit import room, speech
+
+GEOMETRY = room.Geometry(rt60_s=0.3)
+CUES = (
+    "Breathe in again, and relax your arms, legs and buttocks slightly.",
+    "Breathe out, and pull your thigh as close to your chest and belly as you can.",
+    "If your straight leg floats up, relax it again and keep it flat against the bed.",
+)
+
+
+def coach() -> Samples:
+    parts = []
+    for text in CUES:
+        parts += [speech.piper(text, varied=False), speech.silence(0.3)]
+    return np.concatenate(parts)
+
+
+def level_db(x: np.ndarray) -> float:
+    return room.dbfs(room.active_power(x))
+
+
+def test_the_microphone_hears_the_user_and_the_echo_at_the_levels_asked_for() -> None:
+    played = coach()
+    user = np.zeros(len(played))
+    said = speech.espeak("pause the session", "en-gb")
+    user[RATE_HZ : RATE_HZ + len(said)] = said
+    for echo_db, user_dbfs in ((10.0, -38.0), (25.0, -45.0)):
+        conditions = room.Conditions(echo_db=echo_db, user_dbfs=user_dbfs, fan_dbfs=-60.0)
+        mic = room.Room(GEOMETRY, conditions, room.active_power(played)).mic(played, user)
+        assert level_db(mic.user) == pytest.approx(user_dbfs, abs=0.1)
+        # Calibrated on a pink probe, measured on speech: within 3 dB.
+        assert level_db(mic.echo) - level_db(mic.user) == pytest.approx(echo_db, abs=3.0)
+        noise = mic.noise[RATE_HZ:]
+        assert room.dbfs(float(np.mean(noise**2))) == pytest.approx(-60.0, abs=1.0)
+
+
+def test_latency_and_clock_drift_move_the_echo() -> None:
+    """A click played at 1 s and at 9 s: the echo arrives `latency` later, and with +200 ppm
+    drift the later click arrives 8 s x 200 ppm = 1.6 ms (25.6 samples) earlier than the first."""
+    played = np.zeros(10 * RATE_HZ)
+    played[[RATE_HZ, 9 * RATE_HZ]] = 20000.0
+
+    def arrivals(conditions: room.Conditions) -> tuple[float, float]:
+        echo = room.Room(GEOMETRY, conditions, 1e6).echo_of(played, len(played))
+        first = float(np.argmax(np.abs(echo[: 5 * RATE_HZ])))
+        second = float(np.argmax(np.abs(echo[5 * RATE_HZ :]))) + 5 * RATE_HZ
+        return first, second
+
+    base = arrivals(room.Conditions(latency_ms=20.0))
+    late = arrivals(room.Conditions(latency_ms=150.0))
+    assert late[0] - base[0] == pytest.approx(0.130 * RATE_HZ, abs=1)
+    drift = arrivals(room.Conditions(latency_ms=20.0, drift_ppm=200.0))
+    spacing = (drift[1] - drift[0]) - (base[1] - base[0])
+    assert spacing == pytest.approx(-8 * 200e-6 * RATE_HZ, abs=2)
+
+
+def _erle(canceller_echo_db: float, make: type[WebRtcCanceller] | type[SpeexCanceller]) -> float:
+    played = coach()
+    conditions = room.Conditions(echo_db=canceller_echo_db, latency_ms=60.0)
+    mic = room.Room(GEOMETRY, conditions, room.active_power(played)).mic(played, None)
+    stage = EchoStage(make())
+    out = np.concatenate(
+        [stage.feed(mic.samples[i : i + 480], played[i : i + 480]) for i in range(0, len(played), 480)]
+    )
+    skip = 3 * RATE_HZ  # converged
+    echo, rest = mic.samples[skip : len(out)].astype(np.float64), out[skip:].astype(np.float64)
+    return float(10 * np.log10(np.sum(echo**2) / np.sum(rest**2)))
+
+
+def test_webrtc_removes_the_echo_of_real_cues() -> None:
+    """Measured 53 dB (the microphone's noise floor, 52 dB under the echo, caps it);
+    the issue's target is 30."""
+    assert _erle(20.0, WebRtcCanceller) >= 30.0
+
+
+def test_speex_removes_echo_too() -> None:
+    """The bench's comparison engine works: measured 32 dB here."""
+    assert _erle(20.0, SpeexCanceller) >= 12.0
+
+
+class Recorder:
+    """A canceller that returns its capture and notes what it was given."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[Samples, Samples]] = []
+
+    def process(self, capture: Samples, reference: Samples) -> Samples:
+        self.frames.append((capture.copy(), reference.copy()))
+        return capture
+
+
+def test_the_stage_hands_the_canceller_whole_frames_in_order() -> None:
+    recorder = Recorder()
+    stage = EchoStage(recorder)
+    capture = np.arange(1000, dtype=np.int16)
+    reference = -capture
+    out = [stage.feed(capture[a:b], reference[a:b]) for a, b in ((0, 70), (70, 550), (550, 1000))]
+    assert [len(o) for o in out] == [0, 480, 480]
+    assert np.array_equal(np.concatenate(out), capture[:960])
+    assert all(len(c) == len(r) == FRAME_SAMPLES and np.array_equal(r, -c) for c, r in recorder.frames)
+    with pytest.raises(ValueError, match="capture of 3 samples, reference of 2"):
+        stage.feed(capture[:3], reference[:2])
+
+
+def test_conditions_are_deterministic_from_the_seed() -> None:
+    played = coach()[: 2 * RATE_HZ]
+    conditions = room.Conditions(fan_dbfs=-50.0, seed=3)
+    a = room.Room(GEOMETRY, conditions, 1e6).mic(played, None).samples
+    b = room.Room(GEOMETRY, conditions, 1e6).mic(played, None).samples
+    c = room.Room(GEOMETRY, replace(conditions, seed=4), 1e6).mic(played, None).samples
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
