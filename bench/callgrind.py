@@ -57,6 +57,7 @@ class Regions:
     def __init__(self) -> None:
         code = _CODE.get(platform.machine())
         self._call: Callable[[int], int] | None = None
+        self.under_valgrind = False
         if code is None:
             log.warning("no valgrind client requests on %s: regions are not marked", platform.machine())
             return

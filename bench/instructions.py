@@ -67,12 +67,12 @@ class Core:
         return self.clock_hz * self.ipc
 
 
-# Raspberry Pi 4: BCM2711, 4x Cortex-A72 at 1.5 GHz (1.8 GHz on boards made since 2022: 1.5 is
-# the worst case). Pi 5: BCM2712, 4x Cortex-A76 at 2.4 GHz. Sustained IPC assumed: 1.0 for the
+# Raspberry Pi 4: BCM2711, 4x Cortex-A72 at 1.5 GHz (1.8 GHz on later boards: 1.5 is the
+# worst case). Pi 5: BCM2712, 4x Cortex-A76 at 2.4 GHz. Sustained IPC assumed: 1.0 for the
 # A72 (a third of its 3-wide decode; interpreter and DSP code with cache misses), 1.3 for the
-# A76 (Arm: about 25 % more integer IPC than the A75, itself above the A72). Cross-check: on
-# sbc-bench's single-threaded 7-zip rating a Pi 5 scores about 1.8-2x a Pi 4 at 1.5-1.8 GHz,
-# and 2.4 GHz x 1.3 over 1.5 GHz x 1.0 is 2.1x.
+# A76 (Arm: about 25 % more integer IPC than the A75, itself above the A72). Cross-check:
+# Raspberry Pi rates the Pi 5 at two to three times a Pi 4's CPU performance, and
+# 2.4 GHz x 1.3 over 1.5 GHz x 1.0 is 2.1x.
 PI4 = Core("Raspberry Pi 4 core (Cortex-A72, 1.5 GHz, IPC 1.0)", 1.5e9, 1.0)
 PI5 = Core("Raspberry Pi 5 core (Cortex-A76, 2.4 GHz, IPC 1.3)", 2.4e9, 1.3)
 # AArch64 needs more instructions than x86-64 for the same work: no memory operands (loads
@@ -81,18 +81,19 @@ PI5 = Core("Raspberry Pi 5 core (Cortex-A76, 2.4 GHz, IPC 1.3)", 2.4e9, 1.3)
 # could take up to 2x. Counting under qemu-aarch64 (issue 14's arm64 root) would replace it.
 ISA_FACTOR = 1.25
 SOURCES = (
-    "Pi 4 clock and cores: raspberrypi.com/products/raspberry-pi-4-model-b/specifications "
-    "(BCM2711, quad Cortex-A72 @ 1.5 GHz; 1.8 GHz on later boards); Pi 5: "
-    "raspberrypi.com/products/raspberry-pi-5/ (BCM2712, quad Cortex-A76 @ 2.4 GHz).",
-    "A72 decodes 3 instructions per cycle (Arm's Cortex-A72 software optimisation guide, as "
-    "summarised at sandsoftwaresound.net/raspberry-pi-4-arm-cortex-a72-processor/ and in "
-    "git.tobast.fr/tobast/phd-thesis, manuscrit/40_A72-frontend/20_cortex_a72.tex); A76: Arm's "
-    "~25 % integer IPC gain over the A75 (anandtech.com/show/12785, 'Performance & Power "
-    "Projections'). The IPCs 1.0 and 1.3 are our assumptions, not measurements.",
-    "7-zip 'MIPS' (ThomasKaiser/sbc-bench, Results.md: Pi 4 B 5500-6550 with all 4 cores at "
-    "1.5-1.8 GHz) are ratings normalised to a reference CPU (7-cpu.com: 'MIPS values are "
-    "normalized with Intel Core 2 cpu'), not instructions per second: used here only for the "
-    "Pi 5 / Pi 4 ratio.",
+    "Sources. Pi 4: BCM2711, quad Cortex-A72 at 1.5 GHz, 3-way instruction decode "
+    "(sandsoftwaresound.net/raspberry-pi-4-arm-cortex-a72-processor/); 1.8 GHz on later boards "
+    "(Zephyr's rpi_4b board page: 'Quad core Cortex-A72 (ARM v8) 64-bit SoC @ 1.8GHz'). Pi 5: "
+    "BCM2712, quad Cortex-A76 at 2.4 GHz, 'three microarchitectural generations beyond "
+    "Cortex-A72 ... more instructions per clock' (Raspberry Pi's launch text, quoted at "
+    "singleboard.org/Raspberry_Pi/pi_5_b/), 'two to three times the CPU performance' of a Pi 4 "
+    "(circuitdigest.com/news/the-new-raspberry-pi-5-is-here-faster-than-ever). A76 IPC: Arm "
+    "projects ~25 % more integer IPC than the A75 (anandtech.com/show/12785, 'Performance & "
+    "Power Projections'). The sustained IPCs 1.0 and 1.3 are our assumptions, not measurements.",
+    "7-zip 'MIPS' are not instructions per second: 7-Zip rates them against a reference CPU "
+    "(7-cpu.com: 'MIPS values are normalized with Intel Core 2 cpu'), and sbc-bench's Pi 4 B "
+    "figures of 5500-6550 (ThomasKaiser/sbc-bench, Results.md, 1.5-1.8 GHz) are for all four "
+    "cores: not used here.",
 )
 
 

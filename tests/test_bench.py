@@ -103,3 +103,18 @@ def test_instruction_counts_become_per_second_figures_and_pi_estimates() -> None
     assert values["piper.minstr_per_s"].value == 200.0
     assert largest == values["spread_pct"].value == pytest.approx(1.0)  # the listener: 2 M/s in 200
     assert ins.spread_pct([100.0, 100.0]) == 0.0
+
+
+def test_callgrind_regions_are_no_ops_outside_valgrind_and_dumps_read_in_order(tmp_path: Path) -> None:
+    """bench/callgrind.py: the client requests run on the bare CPU as no-ops; the regions'
+    dump files are read in region order (10 after 9), by their summary line."""
+    from bench.callgrind import Regions, parse_dumps
+
+    regions = Regions()
+    with regions.measure():
+        total = sum(range(10))
+    assert total == 45 and regions.under_valgrind is False
+    for n, instructions in ((1, 500), (2, 7), (10, 42), (9, 3)):
+        (tmp_path / f"cg.out.{n}").write_text(f"events: Ir\nsummary: {instructions}\n")
+    (tmp_path / "cg.out").write_text("events: Ir\nsummary: 0\n")  # the dump at exit: no region
+    assert parse_dumps(tmp_path / "cg.out") == [500, 7, 3, 42]
