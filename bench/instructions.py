@@ -12,8 +12,9 @@ twice and the spread between the runs is reported.
   intents), on two inputs: the coach speaking (the mic hears the coach's own cues, in
   the bundled voice with fixed prosody, 0.3 s apart, under room noise of 20 LSB rms) and
   quiet (that room noise alone). The echo canceller will be one more stage.
-- Speak path: piper synthesising the first of those cues (the bundled voice, fixed
-  prosody, the voice loaded and warmed up first), per second of speech produced.
+- Speak path, only with SPEAK = True (too slow under valgrind for `make bench`): piper
+  synthesising the first of those cues (the bundled voice, fixed prosody, the voice
+  loaded and warmed up first), per second of speech produced.
 
 The Raspberry Pi figures are an **estimate**: x86-64 instructions counted here, times an
 assumed ISA factor for AArch64, over an assumed instruction rate of one Pi core (clock
@@ -52,7 +53,7 @@ RUNS = 2
 SPEECH_S = 3.0  # at least this much of the coach's cues (whole cues): callgrind runs ~100x slower
 QUIET_S = 4.0
 GAP_S = 0.3
-# piper under callgrind: onnxruntime took 100 CPU-s to load uninstrumented, and one 4.5 s cue
+# piper under callgrind: onnxruntime took 100 CPU-s to load uninstrumented, and one 4 s cue
 # had not finished after 5 CPU-min more (2 cores shared with other jobs): too slow for
 # `make bench`. True counts it (bench/workloads.py speak) on the first cue.
 SPEAK = False
@@ -253,10 +254,11 @@ def measure(bench: Bench) -> Section:
     seconds = {str(r["input"]): _num(r, "audio_s") for runs in hear.values() for r in runs[0]}
     spoken = sum(_num(r, "audio_s") for r in speak[0]) if speak else 0.0
     section.notes += [
-        f"Material: {seconds.get('speech', 0):.2f} s of the coach speaking ({len(texts)} cues: "
+        f"Material: {seconds.get('speech', 0):.2f} s of the coach speaking "
+        + f"({len(texts)} cue{'s' * (len(texts) > 1)}: "
         + "; ".join(repr(t) for t in texts)
-        + f"), {seconds.get('quiet', 0):.2f} s quiet; piper synthesised the first of them "
-        f"({spoken:.2f} s of speech at the voice's rate).",
+        + f"), {seconds.get('quiet', 0):.2f} s quiet"
+        + (f"; piper synthesised the first of them ({spoken:.2f} s of speech)." if speak else "."),
         f"Stable: the runs of each workload differ by at most {largest:.3f} %.",
         f"Pi estimate: {PI4.name} = {PI4.per_s / 1e9:.2f} G instructions/s, {PI5.name} = "
         f"{PI5.per_s / 1e9:.2f} G/s; x86-64 counts times {ISA_FACTOR} for AArch64 (assumed: loads "
@@ -266,7 +268,7 @@ def measure(bench: Bench) -> Section:
     if not SPEAK:
         section.notes.append(
             "Speak path: not counted. piper under callgrind is too slow for the bench (onnxruntime "
-            "loaded in 100 CPU-s uninstrumented, then one 4.5 s cue had not finished after 5 CPU-min "
+            "loaded in 100 CPU-s uninstrumented, then one 4 s cue had not finished after 5 CPU-min "
             "more); bench/instructions.py's SPEAK = True counts it. Its CPU time is in section 4 (voice)."
         )
     if "vosk" not in engines:
