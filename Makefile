@@ -53,7 +53,8 @@ test: $(STAMP) vosk-model
 	$(PY) -m mypy
 	$(PY) -m pytest
 
-# Issue 6's figures into bench/results.md and bench/results.json (about 13 minutes).
+# Issue 6's figures into bench/results.md and bench/results.json (about 13 minutes), then issue
+# 14's instruction counts under valgrind (23 minutes on 2 cores shared with other jobs).
 bench: $(STAMP) vosk-model
 	$(PY) -m bench
 
