@@ -14,6 +14,9 @@ VENV_DEBS := $(if $(wildcard $(PY)),,$(shell $(PYTHON) -c 'import ensurepip' 2>/
 # give the private daemon whose null sinks are the real-time tests' devices
 # (tests/kit/pulse.py); espeak-ng is a second, very different voice (tests/kit/speech.py).
 TEST_DEBS := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng
+# For the bench only: valgrind counts instructions (bench/callgrind.py, bench/instructions.py).
+BENCH_DEBS := valgrind
+NEEDS_BENCH_DEBS := $(filter bench,$(MAKECMDGOALS))
 # Maven fetches the English vosk model (tools/vosk_model.py); wanted only where mvn is missing.
 MODEL_DEBS := $(if $(shell command -v mvn),,maven)
 NEEDS_MODEL_DEBS := $(filter test bench vosk-model,$(MAKECMDGOALS))
@@ -25,7 +28,8 @@ NEEDS_TEST_DEBS := $(filter test bench,$(MAKECMDGOALS))
 # Before the venv, so that a missing package stops make before minutes of pip.
 system:
 	@sh tools/debs $(or $(firstword $(NEEDS_TEST_DEBS) $(MAKECMDGOALS)),demo) $(VENV_DEBS) \
-		$(if $(NEEDS_TEST_DEBS),$(TEST_DEBS)) $(if $(NEEDS_MODEL_DEBS),$(MODEL_DEBS))
+		$(if $(NEEDS_TEST_DEBS),$(TEST_DEBS)) $(if $(NEEDS_MODEL_DEBS),$(MODEL_DEBS)) \
+		$(if $(NEEDS_BENCH_DEBS),$(BENCH_DEBS))
 
 $(STAMP): pyproject.toml | system
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,7 +53,8 @@ test: $(STAMP) vosk-model
 	$(PY) -m mypy
 	$(PY) -m pytest
 
-# Issue 6's figures into bench/results.md and bench/results.json (about 13 minutes).
+# Issue 6's figures into bench/results.md and bench/results.json (about 13 minutes), then issue
+# 14's instruction counts under valgrind (23 minutes on 2 cores shared with other jobs).
 bench: $(STAMP) vosk-model
 	$(PY) -m bench
 

@@ -5,7 +5,8 @@ Order matters for the figures' quality, not their correctness:
 2. the real-time cue-timing session starts: ten minutes hands-free on PulseAudio, in
    the background;
 3. meanwhile, on the other core, accuracy, latency, recogniser load and memory;
-4. the real-time session ends and its recording is analysed.
+4. the real-time session ends and its recording is analysed;
+5. instructions counted under callgrind, on both cores (counts do not depend on load).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import accuracy, echo, latency, load, memory, real, report, timing, voice, wordings
+from bench import accuracy, echo, instructions, latency, load, memory, real, report, timing, voice, wordings
 from bench.context import Bench
 from bench.report import Section
 from tests.kit.pulse import PulseError, PulseServer
 
 log = logging.getLogger("bench")
 
+# The issues' order.
 ORDER = (
     "latency",
     "load",
@@ -39,7 +41,8 @@ ORDER = (
     "real",
     "wordings",
     "echo",
-)  # the issues' order
+    "instructions",
+)
 
 
 def _timed(measure: Callable[[], Section], key: str) -> Section:
@@ -67,7 +70,10 @@ def _machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
 
 
-MODULES = {m.__name__.rsplit(".", 1)[1]: m for m in (accuracy, latency, load, memory, real, wordings, echo)}
+MODULES = {
+    m.__name__.rsplit(".", 1)[1]: m
+    for m in (accuracy, latency, load, memory, real, wordings, echo, instructions)
+}
 
 
 def _only(out: Path, keys: list[str], quick: bool) -> int:
@@ -104,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         help="measure only these sections (comma-separated, of: accuracy, latency, load, memory, real, "
-        "wordings, echo) and keep the others from the results already in --out, each with its own date",
+        "wordings, echo, instructions) and keep the others from the results already in --out, each "
+        "with its own date",
     )
     args = parser.parse_args(argv)
     if args.only:
@@ -129,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         for key, module in ((m.__name__.rsplit(".", 1)[1], m) for m in modules):
             sections.append(_timed(lambda m=module: m.measure(bench), key))  # type: ignore[misc]
         sections.append(_timed(lambda: timing.measure(bench, realtime), "timing"))
+        # After the real-time session: it keeps both cores busy for minutes.
+        sections.append(_timed(lambda: instructions.measure(bench), "instructions"))
     finally:
         if bench.pulse is not None:
             bench.pulse.stop()

@@ -77,3 +77,44 @@ def test_results_read_back_as_written() -> None:
     sections, read_meta = report.from_json(report.to_json([section], meta))
     assert sections == [section] and read_meta == meta
     assert "Sections real measured again" in report.to_markdown(sections, read_meta)
+
+
+def test_instruction_counts_become_per_second_figures_and_pi_estimates() -> None:
+    """bench/instructions.py's report: rates per second of audio summed over the stages, the
+    Pi shares from the stated core rates, the 10 % target on the coach-speaking total, and
+    the spread between runs."""
+    from bench import instructions as ins
+
+    def run(listener: int) -> list[dict[str, object]]:
+        return [
+            {"input": "speech", "stage": "capture", "audio_s": 2.0, "instructions": 2_000_000},
+            {"input": "speech", "stage": "listener", "audio_s": 2.0, "instructions": listener},
+        ]
+
+    speak = [[{"input": "Breathe in.", "stage": "piper", "audio_s": 0.5, "instructions": 100_000_000}]] * 2
+    section = Section("instructions", "9", "how")
+    largest = ins.figures(section, {"vosk": [run(398_000_000), run(402_000_000)]}, speak)
+    values = {f.key: f for f in section.figures}
+    assert values["vosk.speech.listener.minstr_per_s"].value == 200.0
+    assert values["vosk.speech.total.minstr_per_s"].value == 201.0
+    pi4 = values["vosk.speech.total.pi4_pct"]
+    assert pi4.value == round(100 * 201e6 * ins.ISA_FACTOR / ins.PI4.per_s, 1) and pi4.target == 10.0
+    assert pi4.met is False and values["vosk.speech.total.pi5_pct"].value < pi4.value
+    assert values["piper.minstr_per_s"].value == 200.0
+    assert largest == values["spread_pct"].value == pytest.approx(1.0)  # the listener: 2 M/s in 200
+    assert ins.spread_pct([100.0, 100.0]) == 0.0
+
+
+def test_callgrind_regions_are_no_ops_outside_valgrind_and_dumps_read_in_order(tmp_path: Path) -> None:
+    """bench/callgrind.py: the client requests run on the bare CPU as no-ops; the regions'
+    dump files are read in region order (10 after 9), by their summary line."""
+    from bench.callgrind import Regions, parse_dumps
+
+    regions = Regions()
+    with regions.measure():
+        total = sum(range(10))
+    assert total == 45 and regions.under_valgrind is False
+    for n, instructions in ((1, 500), (2, 7), (10, 42), (9, 3)):
+        (tmp_path / f"cg.out.{n}").write_text(f"events: Ir\nsummary: {instructions}\n")
+    (tmp_path / "cg.out").write_text("events: Ir\nsummary: 0\n")  # the dump at exit: no region
+    assert parse_dumps(tmp_path / "cg.out") == [500, 7, 3, 42]

@@ -1,0 +1,276 @@
+"""9. CPU in instructions: the hear and speak paths per second of audio, and a Raspberry Pi estimate.
+
+Counted by valgrind's callgrind (bench/callgrind.py): each workload runs in a child
+process (bench/workloads.py) whose setup (imports, loading the recogniser or the voice)
+is not counted; each counted region is opened and closed by valgrind client requests,
+so a count holds exactly one stage on one input, every thread included. Instruction
+counts do not depend on how busy the machine is, unlike CPU time: each workload runs
+twice and the spread between the runs is reported.
+
+- Hear path, per engine: capture (PortAudio's 30 ms blocks through `Microphone`'s
+  callback and queue into chunks) then the listener (endpointer, recogniser, gate,
+  intents), on two inputs: the coach speaking (the mic hears the coach's own cues, in
+  the bundled voice with fixed prosody, 0.3 s apart, under room noise of 20 LSB rms) and
+  quiet (that room noise alone). The echo canceller will be one more stage.
+- Speak path, only with SPEAK = True (too slow under valgrind for `make bench`): piper
+  synthesising the first of those cues (the bundled voice, fixed prosody, the voice
+  loaded and warmed up first), per second of speech produced.
+
+The Raspberry Pi figures are an **estimate**: x86-64 instructions counted here, times an
+assumed ISA factor for AArch64, over an assumed instruction rate of one Pi core (clock
+times an assumed sustained IPC; the sources are in the notes). A share above 100 % means
+one core cannot keep up in real time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from assistant.coach import routine
+from assistant.coach.dialogue import foreseeable_texts
+from assistant.pcm import RATE_HZ
+from bench import callgrind
+from bench.context import MISSING, Bench, language, vosk_model
+from bench.latency import ROOM_NOISE
+from bench.report import Figure, Section
+from tests.kit import speech
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_PI4_PCT = 10.0  # issue 14: the whole hear path while the coach speaks, of one Pi 4 core
+RUNS = 2
+SPEECH_S = 3.0  # at least this much of the coach's cues (whole cues): callgrind runs ~100x slower
+QUIET_S = 4.0
+GAP_S = 0.3
+# piper under callgrind: onnxruntime took 100 CPU-s to load uninstrumented, and one 4 s cue
+# had not finished after 5 CPU-min more (2 cores shared with other jobs): too slow for
+# `make bench`. True counts it (bench/workloads.py speak) on the first cue.
+SPEAK = False
+
+
+@dataclass(frozen=True)
+class Core:
+    """One CPU core's sustained instruction rate: clock times an assumed IPC."""
+
+    name: str
+    clock_hz: float
+    ipc: float
+
+    @property
+    def per_s(self) -> float:
+        return self.clock_hz * self.ipc
+
+
+# Raspberry Pi 4: BCM2711, 4x Cortex-A72 at 1.5 GHz (1.8 GHz on later boards: 1.5 is the
+# worst case). Pi 5: BCM2712, 4x Cortex-A76 at 2.4 GHz. Sustained IPC assumed: 1.0 for the
+# A72 (a third of its 3-wide decode; interpreter and DSP code with cache misses), 1.3 for the
+# A76 (Arm: about 25 % more integer IPC than the A75, itself above the A72). Cross-check:
+# Raspberry Pi rates the Pi 5 at two to three times a Pi 4's CPU performance, and
+# 2.4 GHz x 1.3 over 1.5 GHz x 1.0 is 2.1x.
+PI4 = Core("Raspberry Pi 4 core (Cortex-A72, 1.5 GHz, IPC 1.0)", 1.5e9, 1.0)
+PI5 = Core("Raspberry Pi 5 core (Cortex-A76, 2.4 GHz, IPC 1.3)", 2.4e9, 1.3)
+# AArch64 needs more instructions than x86-64 for the same work: no memory operands (loads
+# and stores are separate instructions), and 128-bit NEON against the 256-bit AVX2 that
+# numpy, Kaldi's BLAS and onnxruntime pick here. Assumed 1.25x overall; vector kernels alone
+# could take up to 2x. Counting under qemu-aarch64 (issue 14's arm64 root) would replace it.
+ISA_FACTOR = 1.25
+SOURCES = (
+    "Sources. Pi 4: BCM2711, quad Cortex-A72 at 1.5 GHz, 3-way instruction decode "
+    "(sandsoftwaresound.net/raspberry-pi-4-arm-cortex-a72-processor/); 1.8 GHz on later boards "
+    "(Zephyr's rpi_4b board page: 'Quad core Cortex-A72 (ARM v8) 64-bit SoC @ 1.8GHz'). Pi 5: "
+    "BCM2712, quad Cortex-A76 at 2.4 GHz, 'three microarchitectural generations beyond "
+    "Cortex-A72 ... more instructions per clock' (Raspberry Pi's launch text, quoted at "
+    "singleboard.org/Raspberry_Pi/pi_5_b/), 'two to three times the CPU performance' of a Pi 4 "
+    "(circuitdigest.com/news/the-new-raspberry-pi-5-is-here-faster-than-ever). A76 IPC: Arm "
+    "projects ~25 % more integer IPC than the A75 (anandtech.com/show/12785, 'Performance & "
+    "Power Projections'). The sustained IPCs 1.0 and 1.3 are our assumptions, not measurements.",
+    "7-zip 'MIPS' are not instructions per second: 7-Zip rates them against a reference CPU "
+    "(7-cpu.com: 'MIPS values are normalized with Intel Core 2 cpu'), and sbc-bench's Pi 4 B "
+    "figures of 5500-6550 (ThomasKaiser/sbc-bench, Results.md, 1.5-1.8 GHz) are for all four "
+    "cores: not used here.",
+)
+
+
+def pi_share_pct(per_audio_s: float, core: Core) -> float:
+    """Percent of one `core` that `per_audio_s` x86-64 instructions per second of audio take."""
+    return 100.0 * per_audio_s * ISA_FACTOR / core.per_s
+
+
+def spread_pct(values: Sequence[float]) -> float:
+    """(max - min) / mean, in percent: how far the runs disagree."""
+    mean = statistics.fmean(values)
+    return 100.0 * (max(values) - min(values)) / mean if mean else 0.0
+
+
+Record = dict[str, object]  # a region: input, stage, audio_s, instructions
+
+
+def _num(record: Record, key: str) -> float:
+    value = record[key]
+    if not isinstance(value, int | float):
+        raise TypeError(f"{key} of {record} is not a number")
+    return float(value)
+
+
+def _rates(run: Sequence[Record]) -> dict[tuple[str, str], float]:
+    """(input, stage) -> instructions per second of audio; stage "total" sums the stages."""
+    out: dict[tuple[str, str], float] = {}
+    for r in run:
+        key = (str(r["input"]), str(r["stage"]))
+        out[key] = out.get(key, 0.0) + _num(r, "instructions") / _num(r, "audio_s")
+        total = (str(r["input"]), "total")
+        out[total] = out.get(total, 0.0) + _num(r, "instructions") / _num(r, "audio_s")
+    return out
+
+
+def _per_speech_s(run: Sequence[Record]) -> float:
+    instructions = sum(_num(r, "instructions") for r in run)
+    return instructions / sum(_num(r, "audio_s") for r in run)
+
+
+def figures(section: Section, hear: dict[str, list[list[Record]]], speak: list[list[Record]]) -> float:
+    """Add the figures of `hear` (engine -> runs) and `speak` (runs) to `section`; returns
+    the largest spread between runs, in percent."""
+    spreads: list[float] = []
+    for engine, runs in hear.items():
+        rates = [_rates(run) for run in runs]
+        for key in rates[0]:
+            values = [r[key] for r in rates]
+            spreads.append(spread_pct(values))
+            mean = statistics.fmean(values)
+            source, stage = key
+            label = f"{engine}, {'coach speaking' if source == 'speech' else 'quiet'}, {stage}"
+            prefix = f"{engine}.{source}.{stage}"
+            section.add(Figure(f"{prefix}.minstr_per_s", f"{label}: instructions (x86-64)",
+                               round(mean / 1e6, 1), "M per s of audio"))  # fmt: skip
+            if stage == "total":
+                target = TARGET_PI4_PCT if source == "speech" else None
+                section.add(
+                    Figure(f"{prefix}.pi4_pct", f"{label}: Raspberry Pi 4 (estimate)",
+                           round(pi_share_pct(mean, PI4), 1), "% of a core", target),
+                    Figure(f"{prefix}.pi5_pct", f"{label}: Raspberry Pi 5 (estimate)",
+                           round(pi_share_pct(mean, PI5), 1), "% of a core"),
+                )  # fmt: skip
+    if speak:
+        values = [_per_speech_s(run) for run in speak]
+        spreads.append(spread_pct(values))
+        mean = statistics.fmean(values)
+        section.add(
+            Figure("piper.minstr_per_s", "piper, cue synthesis: instructions (x86-64)",
+                   round(mean / 1e6, 1), "M per s of speech"),
+            Figure("piper.pi4_pct", "piper, cue synthesis: Raspberry Pi 4 (estimate)",
+                   round(pi_share_pct(mean, PI4), 1), "% of a core per real-time speech"),
+            Figure("piper.pi5_pct", "piper, cue synthesis: Raspberry Pi 5 (estimate)",
+                   round(pi_share_pct(mean, PI5), 1), "% of a core per real-time speech"),
+        )  # fmt: skip
+    largest = max(spreads, default=0.0)
+    section.add(Figure("spread_pct", f"largest spread between {RUNS} runs", round(largest, 3), "%", 2.0))
+    return largest
+
+
+def _cues(seconds: float) -> tuple[list[str], list[speech.Samples]]:
+    """The first cues (sorted) that together last `seconds`, rendered at 16 kHz."""
+    texts, clips = [], []
+    for text in sorted(foreseeable_texts(routine.load(), language(), "detailed")):
+        texts.append(text)
+        clips.append(np.asarray(speech.piper(text, varied=False)))
+        if sum(len(c) for c in clips) >= seconds * RATE_HZ:
+            break
+    return texts, clips
+
+
+def _material(folder: Path, speech_s: float, quiet_s: float) -> tuple[list[str], list[Path]]:
+    texts, clips = _cues(speech_s)
+    gap = speech.silence(GAP_S)
+    talk = np.concatenate([part for clip in clips for part in (clip, gap)])
+    inputs = {
+        "quiet": speech.add_white_noise(speech.silence(quiet_s), ROOM_NOISE, seed=1),
+        "speech": speech.add_white_noise(talk, ROOM_NOISE, seed=2),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, samples in inputs.items():
+        np.save(folder / f"{name}.npy", samples)
+        paths.append(folder / f"{name}.npy")
+    return texts, paths
+
+
+def _counted(bench: Bench, folder: Path, args: list[str]) -> list[Record]:
+    """One run of `python -m bench.workloads ARGS` under callgrind: its regions, counted."""
+    folder.mkdir(parents=True, exist_ok=True)
+    report = folder / "regions.json"
+    env = {**bench.env(), "PYTHONHASHSEED": "0", "PYTHONPATH": str(ROOT)}
+    head = args[:2] if args[0] == "hear" else args[:1]  # hear ENGINE REPORT AUDIO... / speak REPORT TEXT...
+    argv = [sys.executable, "-m", "bench.workloads", *head, str(report), *args[len(head) :]]
+    counts = callgrind.count(argv, folder / "callgrind.out", env=env, cwd=ROOT)
+    regions: list[Record] = json.loads(report.read_text())
+    if len(counts) != len(regions):
+        raise callgrind.CallgrindError(f"{len(regions)} regions but {len(counts)} dumps in {folder}")
+    return [{**r, "instructions": n} for r, n in zip(regions, counts, strict=True)]
+
+
+def measure(bench: Bench) -> Section:
+    section = Section(
+        "instructions", "9. CPU in instructions (Raspberry Pi estimate)", __doc__.split("\n\n", 1)[1]
+    )
+    if callgrind.valgrind() is None:
+        section.notes.append("Not measured: valgrind is not installed (`make bench` installs it).")
+        return section
+    work = bench.work / "instructions"
+    speech_s, quiet_s = (1.0, 1.0) if bench.quick else (SPEECH_S, QUIET_S)
+    texts, inputs = _material(work / "audio", speech_s, quiet_s)
+    engines = ["pocketsphinx"] + (["vosk"] if vosk_model() is not None else [])
+    jobs = {(engine, run): ["hear", engine, *map(str, inputs)] for engine in engines for run in range(RUNS)}
+    if SPEAK:  # the slowest by far: first
+        jobs = {("speak", run): ["speak", texts[0]] for run in range(RUNS)} | jobs
+    # Counts do not depend on load: both cores, one workload each.
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        futures = {
+            key: pool.submit(_counted, bench, work / f"{key[0]}-{key[1]}", args) for key, args in jobs.items()
+        }
+        done: dict[tuple[str, int], list[Record]] = {}
+        for key, future in futures.items():
+            try:
+                done[key] = future.result()
+            except callgrind.CallgrindError as exc:
+                log.error("%s run %d: %s", key[0], key[1], exc)
+                section.notes.append(f"{key[0]}, run {key[1] + 1}: failed under callgrind: {exc}")
+    hear = {
+        e: runs for e in engines if len(runs := [done[(e, r)] for r in range(RUNS) if (e, r) in done]) > 0
+    }
+    speak = [done[("speak", run)] for run in range(RUNS) if ("speak", run) in done]
+    largest = figures(section, hear, speak)
+    seconds = {str(r["input"]): _num(r, "audio_s") for runs in hear.values() for r in runs[0]}
+    spoken = sum(_num(r, "audio_s") for r in speak[0]) if speak else 0.0
+    section.notes += [
+        f"Material: {seconds.get('speech', 0):.2f} s of the coach speaking "
+        + f"({len(texts)} cue{'s' * (len(texts) > 1)}: "
+        + "; ".join(repr(t) for t in texts)
+        + f"), {seconds.get('quiet', 0):.2f} s quiet"
+        + (f"; piper synthesised the first of them ({spoken:.2f} s of speech)." if speak else "."),
+        f"Stable: the runs of each workload differ by at most {largest:.3f} %.",
+        f"Pi estimate: {PI4.name} = {PI4.per_s / 1e9:.2f} G instructions/s, {PI5.name} = "
+        f"{PI5.per_s / 1e9:.2f} G/s; x86-64 counts times {ISA_FACTOR} for AArch64 (assumed: loads "
+        "and stores apart, 128-bit NEON against 256-bit AVX2; vector kernels alone could need 2x).",
+        *SOURCES,
+    ]
+    if not SPEAK:
+        section.notes.append(
+            "Speak path: not counted. piper under callgrind is too slow for the bench (onnxruntime "
+            "loaded in 100 CPU-s uninstrumented, then one 4 s cue had not finished after 5 CPU-min "
+            "more); bench/instructions.py's SPEAK = True counts it. Its CPU time is in section 4 (voice)."
+        )
+    if "vosk" not in engines:
+        section.notes.append(f"vosk: not measured, {MISSING}")
+    return section
