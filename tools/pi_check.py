@@ -56,6 +56,7 @@ BINFMT = Path("/proc/sys/fs/binfmt_misc")
 APP = Path("/opt/backstretch")
 VENV = APP / "venv"
 MODEL_IN_ROOT = Path("/opt/vosk-model")
+HOST_CA = Path("/etc/ssl/certs/host-ca-bundle.crt")
 # The recording: what a person says, and when (seconds from the start), in the bundled voice.
 # Each "pause" comes while the coach speaks (barge-in); the others while it is quiet.
 SAID = (
@@ -212,6 +213,8 @@ def inside(root: Path, argv: list[str], timeout_s: float = 3600.0, cwd: Path = A
         "XDG_CACHE_HOME=/root/.cache",
         "XDG_DATA_HOME=/root/.local/share",
     ]
+    if (root / HOST_CA.relative_to("/")).is_file():
+        env += [f"PIP_CERT={HOST_CA}", f"SSL_CERT_FILE={HOST_CA}"]
     script = f'cd {cwd} && exec "$@"'
     return run(
         ["chroot", str(root), "/usr/bin/env", "-i", *env, "/bin/sh", "-c", script, "sh", *argv],
@@ -225,6 +228,11 @@ def inside(root: Path, argv: list[str], timeout_s: float = 3600.0, cwd: Path = A
 def root_packages(root: Path) -> str:
     """The root's Debian packages (a root built with an older list gets the new ones)."""
     shutil.copyfile("/etc/resolv.conf", root / "etc" / "resolv.conf")
+    # A machine whose HTTPS goes through a proxy with its own authority (this one) names its
+    # bundle in PIP_CERT or SSL_CERT_FILE; pip in the root trusts the same one.
+    bundle = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
+    if bundle and Path(bundle).is_file():
+        shutil.copyfile(bundle, root / HOST_CA.relative_to("/"))
     (root / APP.relative_to("/")).mkdir(parents=True, exist_ok=True)
     status = inside(root, ["dpkg-query", "-W", "-f=${Package} ${Status}\n", *ROOT_DEBS], cwd=Path("/"))
     installed = {line.split()[0] for line in status.splitlines() if line.endswith(" installed")}
