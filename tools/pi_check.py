@@ -221,14 +221,16 @@ def mounted(root: Path, model: Path) -> Iterator[None]:
                 subprocess.run(["umount", "-l", str(point)], capture_output=True, check=False)
 
 
-def inside(root: Path, argv: list[str], timeout_s: float = 3600.0, cwd: Path = APP) -> str:
+def inside(
+    root: Path, argv: list[str], timeout_s: float = 3600.0, cwd: Path = APP, cache: str = "/root/.cache"
+) -> str:
     """`argv` run in the root, in a clean environment; its stdout."""
     env = [
         "HOME=/root",
         "LANG=C.UTF-8",
         "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
         "XDG_CONFIG_HOME=/root/.config",
-        "XDG_CACHE_HOME=/root/.cache",
+        f"XDG_CACHE_HOME={cache}",
         "XDG_DATA_HOME=/root/.local/share",
     ]
     if (root / HOST_CA.relative_to("/")).is_file():
@@ -494,7 +496,10 @@ def say(root: Path) -> str:
         here = Path(tmp) / "say.wav"
         run([sys.executable, "-m", "assistant", "say", text, "--out", str(here)], env=_host_env(Path(tmp)))
         expected_s = _length_s(here)
-    inside(root, [str(VENV / "bin" / "backstretch"), "say", text, "--out", str(APP / "say.wav")])
+    # An empty cue cache, so that piper speaks (the root's own has this line).
+    shutil.rmtree(root / "tmp" / "pi-check-say", ignore_errors=True)
+    argv = [str(VENV / "bin" / "backstretch"), "say", text, "--out", str(APP / "say.wav")]
+    inside(root, argv, cache="/tmp/pi-check-say")
     got_s = _length_s(root / APP.relative_to("/") / "say.wav")
     if abs(got_s - expected_s) > 0.05 * expected_s:
         raise CheckError(f"{text!r}: {got_s:.3f} s of speech on arm64, {expected_s:.3f} s here")
