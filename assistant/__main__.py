@@ -1,5 +1,5 @@
 """`python -m assistant` runs the command-line interface."""
 
-from assistant.app.cli import main
+from assistant.app.launch import main
 
 raise SystemExit(main())
