@@ -59,8 +59,8 @@ class Needs:
     out: Path | None = None  # render the coach's voice into this WAV
     timeline: Path | None = None  # every event as JSON Lines
     transcript: IO[str] | None = None  # what is said and heard, as it happens
-    # The bench brings a recogniser of its own (to measure the model's memory apart, say).
     echo: bool = False  # offline: cancel the coach's rendered voice in the recording (needs `voice`)
+    # The bench brings a recogniser of its own (to measure the model's memory apart, say).
     recognizer: Callable[[Sequence[str]], Recognizer] | None = field(default=None, compare=False)
 
 

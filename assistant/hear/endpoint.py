@@ -21,7 +21,8 @@ Ending early: 0.36 s of non-speech is what it takes not to cut a command at a
 pause between its words ("i need ... a break"), and most of the time a command
 is waiting to be answered. So an `Endpointer` may be given `complete`: after
 `early_s` of non-speech the utterance so far (the same audio the full hangover
-would give: the post-roll is shorter) is offered to it, and when it says the
+would give when the post-roll is shorter than `early_s`, as by default; vosk's is
+longer, so its early offer has less quiet after the speech) is offered to it, and when it says the
 utterance is a whole command, the utterance ends there.
 """
 

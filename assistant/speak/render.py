@@ -1,9 +1,9 @@
 """Offline rendering: a session's speech written into one WAV, each cue at its exact sample.
 
-`OutputTrack` is the coach's output in memory, a timeline sink; `WavRenderer` writes
-it to a file. `WavRenderer` is a timeline sink: a `say` event at session time t starts its
-clip at sample round(t * rate); a `cut` ends the clip playing at that sample;
-a `volume` event applies to the cues after it. Between cues: silence. The file is
+`OutputTrack` is the coach's output in memory and `WavRenderer` writes it to a file; both
+are timeline sinks: a `say` event at session time t starts its clip at sample
+round(t * rate); a `cut` ends the clip playing at that sample; a `volume` event applies
+to the cues after it. Between cues: silence. The file is
 written as the session goes, a block at a time (see `WavWriter`).
 """
 
