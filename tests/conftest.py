@@ -14,6 +14,17 @@ from assistant.coach.routine import Routine
 from tests.kit.pulse import PulseError, PulseServer
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """How `make test` shares the tests between two processes (pytest-xdist, `--dist
+    loadgroup`): a file's tests stay together, so a fixture that decodes a whole set for the
+    file runs once; every test on the PulseAudio daemon runs in one process, one at a time,
+    as real-time audio wants."""
+    for item in items:
+        uses_pulse = "pulse" in getattr(item, "fixturenames", ())
+        group = "pulse" if uses_pulse else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_xdg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Tests never read or write the user's folders: one cue cache shared by the run (each

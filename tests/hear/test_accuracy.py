@@ -9,7 +9,6 @@ with the recogniser's speed, which no test asserts.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import time
 from collections.abc import Callable, Iterator
 
@@ -17,9 +16,9 @@ import pytest
 
 from assistant.coach import intents
 from assistant.coach.intents import IntentSet
+from tests.kit import workers
 from tests.kit.corpus import (
     COMMANDS,
-    ESPEAK_VOICES,
     NOISE_SNR_DB,
     PIPER_RATES,
     Result,
@@ -31,9 +30,10 @@ from tests.kit.corpus import (
 log = logging.getLogger(__name__)
 RecordProperty = Callable[[str, object], None]  # pytest's record_property fixture
 
-# Asserted floors. Clean and noisy are the figures (noisy: over the three
-# rates together; each rate alone also has a looser floor, as 48 phrases give a
-# few points of spread from run to run: piper samples its prosody randomly).
+# Asserted floors. Clean and noisy are the figures (the bench's noisy one is over
+# the three rates together; the one rate tested here has a floor below it,
+# as 48 phrases give a few points of spread from run to run: piper samples its prosody
+# randomly).
 # The espeak-ng floors are below the aim (80 %) on purpose: a formant voice is far
 # from the model's training speech, en-gb runs 50 to 60 % here, the others 65 to
 # 80 %; the floors catch a broken engine (chance is under 10 %), the figures are reported.
@@ -42,16 +42,27 @@ RecordProperty = Callable[[str, object], None]  # pytest's record_property fixtu
 # five times as many phrases in 10 dB noise, fell from 91 to 92 % to 79 to 83 % here
 # (114 and 120 of 144; 35 to 42 of 48 per rate). vosk, the default engine, holds 95.8 %.
 CLEAN_MIN = 0.95
-NOISY_MIN = 0.75
 NOISY_EACH_RATE_MIN = 0.65
 ESPEAK_MEAN_MIN = 0.60
 ESPEAK_EACH_MIN = 0.45
 
 
-# The conditions decoded here: all but noisy non-command speech, which nothing asserts any
-# more (pocketsphinx on the grown grammar fires on 21 of its 22 sentences; the bench reports
-# it), and which, long and noisy, was the slowest to decode.
-TESTED = [c for c in conditions() if c != "oov routine+chatter +10dB"]
+# The conditions decoded here, a part of the bench's (section 6 decodes them all), for the
+# suite's time:
+# - not noisy non-command speech, which nothing asserts any more (pocketsphinx on the grown
+#   grammar fires on 21 of its 22 sentences), and which, long and noisy, was the slowest;
+# - noise at the usual speaking rate only (each rate cost as much as a clean one);
+# - two espeak-ng voices of the four: a female American one and the British one, the
+#   hardest (the two left out, en-us and en-us+m3, measure like en-us+f3 in the bench).
+NOISY_RATES = (1.0,)
+ESPEAK_TESTED = ("en-us+f3", "en-gb")
+TESTED = [
+    c
+    for c in conditions()
+    if c != "oov routine+chatter +10dB"
+    and not (c.startswith("piper") and "dB" in c and float(c.split()[1]) not in NOISY_RATES)
+    and not (c.startswith("espeak") and c.split()[1] not in ESPEAK_TESTED)
+]
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +73,7 @@ def results() -> Iterator[dict[str, Result]]:
     first = ["oov cues", *(c for c in TESTED if c.startswith("espeak"))]
     batches = [first, [c for c in TESTED if c not in first]]
     started = time.monotonic()
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
+    with workers.pool(2) as pool:
         done = pool.map(evaluate_all, batches, chunksize=1)
     decoded = {r.condition: r for batch in done for r in batch}
     decoded = {c: decoded[c] for c in TESTED}  # in the usual order
@@ -95,7 +106,7 @@ def test_bundled_voice_clean(
 
 
 @pytest.mark.accuracy
-@pytest.mark.parametrize("rate", PIPER_RATES)
+@pytest.mark.parametrize("rate", NOISY_RATES)
 def test_bundled_voice_in_noise(
     results: dict[str, Result], rate: float, record_property: RecordProperty
 ) -> None:
@@ -105,15 +116,7 @@ def test_bundled_voice_in_noise(
 
 
 @pytest.mark.accuracy
-def test_bundled_voice_in_noise_overall(results: dict[str, Result], record_property: RecordProperty) -> None:
-    noisy = [results[f"piper {r:g} +{NOISE_SNR_DB:g}dB"] for r in PIPER_RATES]
-    accuracy = sum(r.correct for r in noisy) / sum(r.commands for r in noisy)
-    record_property("noisy_accuracy", round(accuracy, 4))
-    assert accuracy >= NOISY_MIN
-
-
-@pytest.mark.accuracy
-@pytest.mark.parametrize("voice", ESPEAK_VOICES)
+@pytest.mark.parametrize("voice", ESPEAK_TESTED)
 def test_espeak_voices(results: dict[str, Result], voice: str, record_property: RecordProperty) -> None:
     result = results[f"espeak {voice}"]
     _report(result, record_property)
@@ -122,7 +125,7 @@ def test_espeak_voices(results: dict[str, Result], voice: str, record_property: 
 
 @pytest.mark.accuracy
 def test_espeak_voices_on_average(results: dict[str, Result], record_property: RecordProperty) -> None:
-    figures = [results[f"espeak {v}"].accuracy for v in ESPEAK_VOICES]
+    figures = [results[f"espeak {v}"].accuracy for v in ESPEAK_TESTED]
     record_property("espeak_mean_accuracy", round(sum(figures) / len(figures), 4))
     assert sum(figures) / len(figures) >= ESPEAK_MEAN_MIN
 

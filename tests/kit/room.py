@@ -100,7 +100,7 @@ def rirs(geometry: Geometry) -> tuple[Floats, Floats]:
     user, speaker = _compute(geometry)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # two test processes may race
         np.savez(tmp, user=user, speaker=speaker)
         tmp.replace(path)
     except OSError as exc:
