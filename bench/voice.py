@@ -116,6 +116,10 @@ def timed_start(bench: Bench, routine: Path | None, cache_home: Path | None = No
     spoken and listens."""
     command = [backstretch_exe(), "-v", "run", "--quiet"] + (["--routine", str(routine)] if routine else [])
     env = bench.env(pulse=True)
+    # As installed: pip compiles a wheel's modules to bytecode, so a user's start reads .pyc
+    # files; a shell that forbids writing them makes every start compile the program again
+    # (0.17 CPU-s of the 0.5 s of imports, measured here).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if cache_home is not None:
         env["XDG_CACHE_HOME"] = str(cache_home)
     lines: list[tuple[float, str]] = []
@@ -145,7 +149,7 @@ def timed_start(bench: Bench, routine: Path | None, cache_home: Path | None = No
         reader.join(timeout=5)
     if code != 0:
         log.warning("backstretch run ended with %d after SIGINT:\n%s", code, "\n".join(t for _, t in lines))
-    out: dict[str, float] = {"exit": code}
+    out: dict[str, float] = {"exit": code, "load": os.getloadavg()[0]}
     for key, _, mark in MILESTONES:
         if (at := next((t for t, text in lines if mark in text), None)) is not None:
             out[key] = at
@@ -205,6 +209,12 @@ def _add_starts(bench: Bench, section: Section) -> None:
             figure = median(values) if values else None
             label = f"{key} start: launch to {label}, median of {len(starts)}"
             section.add(Figure(f"voice.start.{key}.{name}_s", label, figure, "s", target))
+    loads = [s["load"] for s in cold + warm]
+    section.add(
+        Figure("voice.start.load", "load average (1 min) during the starts, median (2 cores)",
+               median(loads), ""),
+        Figure("voice.start.load_max", "load average (1 min) during the starts, highest", max(loads), ""),
+    )  # fmt: skip
     listening = [s["listening"] for s in warm]
     section.add(
         Figure("voice.warm_start_median_s", f"warm start to listening, median of {len(warm)}",
@@ -237,6 +247,8 @@ def _how(bench: Bench, cues: int, routine: Path | None) -> str:
         "before `Popen`) to the arrival of its `-v` log line, except the first speech, whose line "
         "carries the monotonic time the player's callback first handed speech to the device (add "
         "the device latency for the first sound: the `output` log line says it). Then SIGINT. "
+        "The program runs from bytecode, as a pip-installed wheel does (PYTHONDONTWRITEBYTECODE "
+        "is dropped). The load average beside them says how busy the machine was. "
         f"Target: the first word and listening within {FIRST_WORDS_S:g} s of launch, cold included "
         "(issue 14)."
     )
