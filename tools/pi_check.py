@@ -298,7 +298,9 @@ def install_wheel(root: Path) -> str:
     stamp.unlink(missing_ok=True)
     if not (root / VENV.relative_to("/") / "bin" / "python").exists():
         inside(root, ["python3", "-m", "venv", str(VENV)])
-    pip = [str(VENV / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+    # More retries than pip's 5: emulated TLS is slow, and on a loaded host the proxy here
+    # reset every try of one download (livekit's 10 MB wheel) for 19 minutes, then served it.
+    pip = [str(VENV / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--retries", "15"]
     inside(
         root,
         [
