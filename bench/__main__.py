@@ -121,7 +121,8 @@ def _only(out: Path, keys: list[str], quick: bool) -> int:
         section.notes.append(f"Measured on {date} by `python -m bench --only {','.join(keys)}`.")
     sections = [s for s in sections if s.key not in {f.key for f in fresh}] + fresh
     sections.sort(key=lambda s: ORDER.index(s.key) if s.key in ORDER else len(ORDER))
-    meta = {**meta, "partial": f"{','.join(keys)} measured again on {date}"}
+    earlier = f"{meta['partial']}; " if meta.get("partial") else ""  # one --only after another
+    meta = {**meta, "partial": f"{earlier}{','.join(keys)} measured again on {date}"}
     md, js = report.write(out, sections, meta)
     print(f"wrote {md} and {js}", file=sys.stderr)
     return 0
