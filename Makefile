@@ -56,7 +56,8 @@ test: $(STAMP) vosk-model
 	$(PY) -m pytest
 
 # Issue 6's figures into bench/results.md and bench/results.json (about 13 minutes), then issue
-# 14's instruction counts under valgrind (23 minutes on 2 cores shared with other jobs).
+# 14's instruction counts under valgrind (23 minutes on 2 cores shared with other jobs, plus
+# piper's: 7.5 CPU-minutes for each of its 2 runs, about 8 more minutes on 2 idle cores).
 bench: $(STAMP) vosk-model
 	$(PY) -m bench
 
