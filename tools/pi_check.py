@@ -529,7 +529,10 @@ def say(root: Path) -> str:
     argv = [str(VENV / "bin" / "backstretch"), "say", text, "--out", str(APP / "say.wav")]
     inside(root, argv, cache="/tmp/pi-check-say")
     got_s = _length_s(root / APP.relative_to("/") / "say.wav")
-    if abs(got_s - expected_s) > 0.05 * expected_s:
+    # piper's prosody is random (`say` speaks as a session does): this line lasted 1.67 to
+    # 1.78 s in 8 syntheses on x86, so two of them may differ by 6 %; a wrong voice or
+    # rate would be off by far more.
+    if abs(got_s - expected_s) > 0.12 * expected_s:
         raise CheckError(f"{text!r}: {got_s:.3f} s of speech on arm64, {expected_s:.3f} s here")
     return f"{text!r}: {got_s:.3f} s of speech (here {expected_s:.3f} s)"
 
