@@ -59,7 +59,8 @@ test: $(STAMP) vosk-model
 	$(PY) -m pytest $(TEST_PROCESSES)
 
 # Issue 6's figures into bench/results.md and bench/results.json (about 13 minutes), then issue
-# 14's instruction counts under valgrind (23 minutes on 2 cores shared with other jobs).
+# 14's instruction counts under valgrind (23 minutes on 2 cores shared with other jobs, plus
+# piper's: 7.5 CPU-minutes for each of its 2 runs, about 8 more minutes on 2 idle cores).
 bench: $(STAMP) vosk-model
 	$(PY) -m bench
 
@@ -77,7 +78,8 @@ fuzz: $(STAMP)
 # (debootstrap, qemu-user-static; cached in ~/.cache/backstretch-dev), the wheel installed there
 # with PyPI's aarch64 wheels, then `backstretch demo`, `run --in` with each recogniser and the
 # fast tests; a table of what ran and how long. Needs root (chroot, mount). Not in CI: about
-# 45 minutes the first time (23 of them building the root), 9 to 11 minutes after.
+# 45 minutes the first time (23 of them building the root), 9 to 11 minutes after (24 minutes
+# at a load of 15 to 23, 12 of them installing new dependencies).
 .PHONY: pi-check
 pi-check: $(STAMP) vosk-model
 	nice $(PY) tools/pi_check.py

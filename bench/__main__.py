@@ -72,15 +72,28 @@ def _machine() -> str:
 
 MODULES = {
     m.__name__.rsplit(".", 1)[1]: m
-    for m in (accuracy, latency, load, memory, real, wordings, echo, instructions)
+    for m in (accuracy, latency, load, memory, real, voice, wordings, echo, instructions)
 }
+REAL_TIME = {"voice"}  # sections that need the private PulseAudio daemon
+# Parts of a section measured alone, merged into that section as results.json has it.
+PARTS: dict[str, Callable[[Bench, Section | None], Section]] = {
+    "instructions.speak": instructions.measure_speak,
+}
+
+
+def _part(bench: Bench, key: str, old: Section | None) -> Section:
+    """A part of a section measured alone and merged into `old`; its time is added to old's."""
+    spent = old.wall_s if old is not None else 0.0
+    section = _timed(lambda: PARTS[key](bench, old), key.split(".")[0])
+    section.wall_s += spent
+    return section
 
 
 def _only(out: Path, keys: list[str], quick: bool) -> int:
     """Measure `keys` again; keep every other section of `out`'s results.json."""
-    unknown = sorted(set(keys) - set(MODULES))
+    unknown = sorted(set(keys) - set(MODULES) - set(PARTS))
     if unknown:
-        known = ", ".join(MODULES)
+        known = ", ".join([*MODULES, *PARTS])
         raise SystemExit(f"python -m bench --only: no section {', '.join(unknown)}; choose from {known}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     old = out / "results.json"
@@ -88,15 +101,28 @@ def _only(out: Path, keys: list[str], quick: bool) -> int:
     bench = Bench(Path(tempfile.mkdtemp(prefix="backstretch-bench-")), quick=quick)
     bench.apply_env()
     try:
-        fresh = [_timed(lambda m=MODULES[k]: m.measure(bench), k) for k in keys]  # type: ignore[misc]
+        if REAL_TIME & set(keys):
+            try:
+                bench.pulse = PulseServer(rate_hz=22050).start()
+            except PulseError as exc:
+                log.warning("no real-time figures: %s", exc)
+        fresh = [
+            _timed(lambda m=MODULES[k]: m.measure(bench), k)  # type: ignore[misc]
+            if k in MODULES
+            else _part(bench, k, next((s for s in sections if s.key == k.split(".")[0]), None))
+            for k in keys
+        ]
     finally:
+        if bench.pulse is not None:
+            bench.pulse.stop()
         shutil.rmtree(bench.work, ignore_errors=True)
     date = time.strftime("%Y-%m-%d %H:%M")
     for section in fresh:
         section.notes.append(f"Measured on {date} by `python -m bench --only {','.join(keys)}`.")
-    sections = [s for s in sections if s.key not in keys] + fresh
+    sections = [s for s in sections if s.key not in {f.key for f in fresh}] + fresh
     sections.sort(key=lambda s: ORDER.index(s.key) if s.key in ORDER else len(ORDER))
-    meta = {**meta, "partial": f"{','.join(keys)} measured again on {date}"}
+    earlier = f"{meta['partial']}; " if meta.get("partial") else ""  # one --only after another
+    meta = {**meta, "partial": f"{earlier}{','.join(keys)} measured again on {date}"}
     md, js = report.write(out, sections, meta)
     print(f"wrote {md} and {js}", file=sys.stderr)
     return 0
@@ -110,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         help="measure only these sections (comma-separated, of: accuracy, latency, load, memory, real, "
-        "wordings, echo, instructions) and keep the others from the results already in --out, each "
-        "with its own date",
+        "voice, wordings, echo, instructions; or instructions.speak, piper's count alone) and keep "
+        "the others from the results already in --out, each with its own date",
     )
     args = parser.parse_args(argv)
     if args.only:

@@ -116,9 +116,13 @@ def timed_start(bench: Bench, routine: Path | None, cache_home: Path | None = No
     spoken and listens."""
     command = [backstretch_exe(), "-v", "run", "--quiet"] + (["--routine", str(routine)] if routine else [])
     env = bench.env(pulse=True)
+    # As installed: pip compiles a wheel's modules to bytecode, so a user's start reads .pyc
+    # files; a shell that forbids writing them makes every start compile the program again
+    # (0.17 CPU-s of the 0.5 s of imports, measured here).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if cache_home is not None:
         env["XDG_CACHE_HOME"] = str(cache_home)
-    lines: list[tuple[float, str]] = []
+    lines: list[tuple[float, float | None, str]] = []
     ready = threading.Event()
     launched = time.monotonic()
     proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
@@ -127,7 +131,7 @@ def timed_start(bench: Bench, routine: Path | None, cache_home: Path | None = No
         assert proc.stderr is not None
         seen = set()
         for line in proc.stderr:
-            lines.append((time.monotonic() - launched, line.rstrip()))
+            lines.append((time.monotonic() - launched, cpu_s(proc.pid), line.rstrip()))
             seen |= {"listening"} if line.startswith("Listening") else set()
             seen |= {"spoke"} if FIRST_SOUND.search(line) else set()
             if len(seen) == 2:
@@ -137,21 +141,34 @@ def timed_start(bench: Bench, routine: Path | None, cache_home: Path | None = No
     reader.start()
     try:
         if not ready.wait(START_TIMEOUT_S):
-            raise RuntimeError("backstretch run never spoke and listened:\n" + "\n".join(t for _, t in lines))
+            raise RuntimeError(
+                "backstretch run never spoke and listened:\n" + "\n".join(t for *_, t in lines)
+            )
         time.sleep(SETTLE_S)
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
         reader.join(timeout=5)
     if code != 0:
-        log.warning("backstretch run ended with %d after SIGINT:\n%s", code, "\n".join(t for _, t in lines))
-    out: dict[str, float] = {"exit": code}
+        log.warning("backstretch run ended with %d after SIGINT:\n%s", code, "\n".join(t for *_, t in lines))
+    out: dict[str, float] = {"exit": code, "load": os.getloadavg()[0]}
     for key, _, mark in MILESTONES:
-        if (at := next((t for t, text in lines if mark in text), None)) is not None:
-            out[key] = at
-    if (found := next((m for _, text in lines if (m := FIRST_SOUND.search(text))), None)) is not None:
+        if (at := next(((t, cpu) for t, cpu, text in lines if mark in text), None)) is not None:
+            out[key] = at[0]
+            if at[1] is not None:  # the first speech: CPU when its line came, just after it
+                out[f"{key}_cpu"] = at[1]
+    if (found := next((m for *_, text in lines if (m := FIRST_SOUND.search(text))), None)) is not None:
         out["first_sound"] = float(found[1]) - launched
     return out
+
+
+def cpu_s(pid: int) -> float | None:
+    """CPU seconds a running process has used so far, all threads (Linux), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def _ms_figures(key: str, label: str, values: list[float], baseline: list[float] | None) -> list[Figure]:
@@ -205,6 +222,17 @@ def _add_starts(bench: Bench, section: Section) -> None:
             figure = median(values) if values else None
             label = f"{key} start: launch to {label}, median of {len(starts)}"
             section.add(Figure(f"voice.start.{key}.{name}_s", label, figure, "s", target))
+        for name in ("first_sound", "listening"):
+            cpu = [s[f"{name}_cpu"] for s in starts if f"{name}_cpu" in s]
+            what = "the first speech" if name == "first_sound" else "listening"
+            section.add(Figure(f"voice.start.{key}.{name}_cpu_s", f"{key} start: CPU used by {what}, "
+                               "all threads, median", median(cpu), "s"))  # fmt: skip
+    loads = [s["load"] for s in cold + warm]
+    section.add(
+        Figure("voice.start.load", "load average (1 min) during the starts, median (2 cores)",
+               median(loads), ""),
+        Figure("voice.start.load_max", "load average (1 min) during the starts, highest", max(loads), ""),
+    )  # fmt: skip
     listening = [s["listening"] for s in warm]
     section.add(
         Figure("voice.warm_start_median_s", f"warm start to listening, median of {len(warm)}",
@@ -237,6 +265,10 @@ def _how(bench: Bench, cues: int, routine: Path | None) -> str:
         "before `Popen`) to the arrival of its `-v` log line, except the first speech, whose line "
         "carries the monotonic time the player's callback first handed speech to the device (add "
         "the device latency for the first sound: the `output` log line says it). Then SIGINT. "
+        "The program runs from bytecode, as a pip-installed wheel does (PYTHONDONTWRITEBYTECODE "
+        "is dropped). The load average beside them says how busy the machine was; the CPU "
+        "the program had used by each milestone (all its threads, read from /proc as its line "
+        "arrived) depends far less on it. "
         f"Target: the first word and listening within {FIRST_WORDS_S:g} s of launch, cold included "
         "(issue 14)."
     )

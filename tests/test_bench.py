@@ -118,3 +118,35 @@ def test_callgrind_regions_are_no_ops_outside_valgrind_and_dumps_read_in_order(t
         (tmp_path / f"cg.out.{n}").write_text(f"events: Ir\nsummary: {instructions}\n")
     (tmp_path / "cg.out").write_text("events: Ir\nsummary: 0\n")  # the dump at exit: no region
     assert parse_dumps(tmp_path / "cg.out") == [500, 7, 3, 42]
+
+
+def test_the_speak_count_alone_replaces_pipers_figures_and_keeps_the_hear_ones() -> None:
+    """`python -m bench --only instructions.speak` merges into the section results.json has:
+    piper's figures and note are replaced, the hear figures kept, the spread the larger."""
+    from bench import instructions as ins
+
+    old = Section("instructions", "9", "old how", wall_s=100.0)
+    old.add(
+        Figure("vosk.speech.total.minstr_per_s", "vosk", 491.0, "M per s of audio"),
+        Figure("piper.minstr_per_s", "piper, old", 1.0, "M per s of speech"),
+        Figure("spread_pct", "largest spread", 0.2, "%", 2.0),
+    )
+    old.notes += ["Material: one cue.", "Stable: 0.2 %.", "Speak path: not counted.", "Sources."]
+
+    def run(instructions: int) -> list[dict[str, object]]:
+        return [
+            {"input": "Moving on.", "stage": "piper", "audio_s": 0.5, "instructions": instructions},
+            {"input": "Raising my voice.", "stage": "piper", "audio_s": 1.5, "instructions": 300_000_000},
+        ]
+
+    merged = ins.merge_speak(old, [run(100_000_000), run(104_000_000)])
+    values = {f.key: f.value for f in merged.figures}
+    assert values["vosk.speech.total.minstr_per_s"] == 491.0  # kept
+    assert values["piper.minstr_per_s"] == 201.0  # (102 + 300) M over 2 s of speech
+    assert values["piper.cue1.minstr_per_s"] == 204.0 and values["piper.cue2.minstr_per_s"] == 200.0
+    assert values["piper.pi4_pct"] == round(100 * 201e6 * ins.ISA_FACTOR / ins.PI4.per_s, 1)
+    assert values["spread_pct"] == pytest.approx(100 * 4 / 402, abs=1e-3)  # piper's, the larger
+    assert [f.key for f in merged.figures][-1] == "spread_pct"
+    assert not any(n.startswith("Speak path: not counted") for n in merged.notes)
+    assert sum(n.startswith("Speak path: piper synthesised 'Moving on.'") for n in merged.notes) == 1
+    assert merged.wall_s == 100.0 and merged.notes[-1] == "Sources."

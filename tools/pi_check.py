@@ -298,7 +298,10 @@ def install_wheel(root: Path) -> str:
     stamp.unlink(missing_ok=True)
     if not (root / VENV.relative_to("/") / "bin" / "python").exists():
         inside(root, ["python3", "-m", "venv", str(VENV)])
-    pip = [str(VENV / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+    # More retries than pip's 5: emulated TLS is slow, and on a loaded host the proxy here
+    # reset every try of one download (livekit's 10 MB wheel) for 19 minutes, then served it.
+    pip = [str(VENV / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--retries", "15"]
+    wheelhouse = _host_wheelhouse(app / "wheelhouse")
     inside(
         root,
         [
@@ -313,8 +316,9 @@ def install_wheel(root: Path) -> str:
     )
     report = app / "pip-report.json"
     report.unlink(missing_ok=True)
+    found = ["--find-links", str(APP / wheelhouse.name)]
     inside(root, [*pip, "install", "--quiet", "--prefer-binary", "--report", str(APP / report.name),
-                  str(APP / wheel.name), *TEST_PACKAGES])  # fmt: skip
+                  *found, str(APP / wheel.name), *TEST_PACKAGES])  # fmt: skip
     # A package with no wheel (srt, vosk's) is built here: fine only if it is pure Python.
     built = [i["metadata"]["name"] for i in json.loads(report.read_text())["install"]
              if not i["download_info"]["url"].endswith(".whl")]  # fmt: skip
@@ -324,6 +328,30 @@ def install_wheel(root: Path) -> str:
     inside(root, [*pip, "check"])
     stamp.write_text(wanted_now)
     return _versions(root)
+
+
+AARCH64_PLATFORMS = (
+    "manylinux_2_28_aarch64",
+    "manylinux_2_17_aarch64",
+    "manylinux2014_aarch64",
+    "linux_aarch64",
+)
+
+
+def _host_wheelhouse(folder: Path) -> Path:
+    """The aarch64 wheels of the direct dependencies, downloaded here, natively, for pip in
+    the root to find first: emulated pip reads a download so slowly that, on a loaded host,
+    the HTTPS proxy here reset every try of a 10 MB wheel (19 min, then the step failed).
+    A dependency with no aarch64 wheel is left to pip in the root."""
+    folder.mkdir(parents=True, exist_ok=True)
+    platforms = [a for p in AARCH64_PLATFORMS for a in ("--platform", p)]
+    for name in _dependencies():
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+             *platforms, "--python-version", "3.11", "--implementation", "cp", "-d", str(folder), name],
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+    return folder
 
 
 def _contents(wheel: Path, extra: str) -> str:
@@ -501,7 +529,10 @@ def say(root: Path) -> str:
     argv = [str(VENV / "bin" / "backstretch"), "say", text, "--out", str(APP / "say.wav")]
     inside(root, argv, cache="/tmp/pi-check-say")
     got_s = _length_s(root / APP.relative_to("/") / "say.wav")
-    if abs(got_s - expected_s) > 0.05 * expected_s:
+    # piper's prosody is random (`say` speaks as a session does): this line lasted 1.67 to
+    # 1.78 s in 8 syntheses on x86, so two of them may differ by 6 %; a wrong voice or
+    # rate would be off by far more.
+    if abs(got_s - expected_s) > 0.12 * expected_s:
         raise CheckError(f"{text!r}: {got_s:.3f} s of speech on arm64, {expected_s:.3f} s here")
     return f"{text!r}: {got_s:.3f} s of speech (here {expected_s:.3f} s)"
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from assistant import __version__
 from assistant.app import demo, offline, service, settings, supervisor
-from assistant.app.download import download_model, download_voice
 from assistant.app.offline import run_audio, run_script
 from assistant.app.progress import TerminalProgress
 from assistant.app.store import read_history, state_dir
@@ -201,6 +200,8 @@ def _phrases(language: IntentSet) -> int:
 def _models(args: argparse.Namespace) -> int:
     if args.models_command != "download":
         raise BackstretchError("usage: backstretch models download")
+    from assistant.app.download import download_model  # http and TLS: not on a session's start
+
     path = download_model(progress=TerminalProgress())
     print(f"installed {path}; `backstretch run` now listens with vosk")
     return 0
@@ -217,6 +218,8 @@ def _service(args: argparse.Namespace) -> int:
 
 def _voices(args: argparse.Namespace) -> int:
     if args.voices_command == "download":
+        from assistant.app.download import download_voice
+
         path = download_voice(args.name, voices.user_voice_dir(), TerminalProgress())
         print(f"installed {args.name} in {path.parent}; use it with voice: {{name: {args.name}}}")
         return 0
