@@ -19,10 +19,14 @@ microphone, user 1.5 m away at -38 dBFS; device latency 60 ms against a delay hi
 - User attenuation in double talk: the user's command said over a cue; the output's
   least-squares gain on the user's own signal (residual echo, uncorrelated with it, does
   not count), in dB, median over trials.
-- Heard over a cue: "pause"/"stop" said 0.8 s into a cue, after 4 s of earlier cues,
-  at +20 dB echo, through the project's `Listener` on vosk and pocketsphinx, counted
-  when the intent fires from speech ending after the user began; `none`: no canceller;
-  `alone` (the baseline column): the user in the room without any echo.
+- Heard over a cue: "pause"/"stop" said 0.8 s into a cue, after 30 s of earlier cues
+  (the canceller has converged, as it has in a session; 4 s in quick mode), at +20 dB
+  echo, through the project's `Listener` on vosk and pocketsphinx, counted when the
+  intent fires from speech ending after the user began; `none`: no canceller; `alone`
+  (the baseline column): the user in the room without any echo. `vosk barge-in`: the
+  Listener knows when the coach spoke, so vosk decodes what overlaps it with the
+  barge-in phrases alone, brought up in level (vosk_engine.py, BARGE_LEVEL_DBFS); the
+  others are heard as if the coach were silent.
   Self-triggers: intents fired from the cues before the user spoke.
 - CPU: the canceller's process time per audio second (a ratio; pyaec's includes its
   ctypes list conversions).
@@ -39,7 +43,9 @@ import numpy as np
 
 from assistant.coach import routine as routines
 from assistant.coach.dialogue import in_order_of_use
+from assistant.coach.events import Say, SayKind
 from assistant.coach.intents import IntentSet
+from assistant.coach.track import SpeechTrack
 from assistant.hear.echo import FRAME_SAMPLES, Canceller, SpeexCanceller, WebRtcCanceller
 from assistant.hear.recognizer import Recognizer
 from assistant.pcm import RATE_HZ, Samples
@@ -55,7 +61,8 @@ ENGINES: dict[str, Callable[[], Canceller] | None] = {
     "speex": lambda: SpeexCanceller(),
 }
 HINT_MS = 40
-RECOGNISERS = ("vosk", "pocketsphinx")
+RECOGNISERS = ("vosk", "vosk barge-in", "pocketsphinx")
+BEFORE_S = 30.0  # cues played before the one the user speaks over (4 s in quick mode)
 REAL_STOPS = 12  # real speakers' "stop" clips in the double-talk trials
 BASE = room.Conditions(echo_db=20.0, user_dbfs=-38.0, latency_ms=60.0)
 GEOMETRY = room.Geometry(rt60_s=0.4, user_m=1.5)
@@ -144,11 +151,28 @@ def trials(quick: bool) -> list[Trial]:
     return out[:4] if quick else out
 
 
-def hear(recognizer: Recognizer, lang: IntentSet, audio: Samples) -> list[tuple[str, float]]:
+def hear(
+    recognizer: Recognizer, lang: IntentSet, audio: Samples, coach: SpeechTrack[Say] | None = None
+) -> list[tuple[str, float]]:
     """(intent, speech end in s) of every command the project's `Listener` takes from `audio`."""
     return [
-        (m.name, c.speech_end_s) for c in real.commands(recognizer, lang, audio) if (m := lang.match(c.text))
+        (m.name, c.speech_end_s)
+        for c in real.commands(recognizer, lang, audio, coach)
+        if (m := lang.match(c.text))
     ]
+
+
+def coach_spoke(played: Samples) -> SpeechTrack[Say]:
+    """The coach's speech in `played` as the session's track has it: one span per stretch
+    of sound (cues and their 0.4 s gaps are separate spans)."""
+    track: SpeechTrack[Say] = SpeechTrack()
+    whole = played[: len(played) // FRAME_SAMPLES * FRAME_SAMPLES]
+    loud = np.abs(whole.reshape(-1, FRAME_SAMPLES)).max(axis=1) > 0
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], loud.astype(int), [0]])))
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        start, end = a * FRAME_SAMPLES / RATE_HZ, b * FRAME_SAMPLES / RATE_HZ
+        track.add(start, end, Say(start, "a cue", end - start, SayKind.SETUP))
+    return track
 
 
 def _scene(
@@ -184,9 +208,12 @@ def measure(bench: Bench) -> Section:
                 Figure(f"echo.{engine}.erle.{_key(case)}", label, value, "dB", target, higher_is_better=True)
             )
     # Double talk and recognition.
-    makers = {e: real.maker(e, lang, vosk_model()) for e in RECOGNISERS}
+    makers = {e: real.maker(e.split()[0], lang, vosk_model()) for e in RECOGNISERS}
     long_cues = sorted(clips, key=len)[-4:]
-    before = coach_track(clips[:3])[: round(4.0 * RATE_HZ)]
+    if bench.quick:
+        before = coach_track(clips[:3])[: round(4.0 * RATE_HZ)]
+    else:
+        before = coach_track(clips)[: round(BEFORE_S * RATE_HZ)]
     results: dict[tuple[str, str, bool], list[bool]] = {}
     selftrig: dict[tuple[str, str], int] = {}
     gains: dict[tuple[str, bool], list[float]] = {}
@@ -195,6 +222,7 @@ def measure(bench: Bench) -> Section:
         cue = long_cues[n % len(long_cues)]
         conditions = replace(BASE, seed=n)
         mic, played, at = _scene(trial, before, cue, conditions)
+        spoke = coach_spoke(played)
         for engine in ("alone", *ENGINES):
             if engine == "alone":  # the control: the user in the room, no echo, no canceller
                 out = room.to_int16(mic.user + mic.noise)
@@ -207,7 +235,7 @@ def measure(bench: Bench) -> Section:
             for rec, make in makers.items():
                 if make is None:
                     continue
-                commands = hear(make(), lang, out)
+                commands = hear(make(), lang, out, spoke if rec.endswith("barge-in") else None)
                 # Heard: the intent, from speech that ended after the user began (the coach's
                 # own cue can fire one before: that is a self-trigger, not a hit).
                 user_s = at / RATE_HZ

@@ -87,6 +87,12 @@ class Listener:
         # Fillers around a command ("okay, stop please"); not with a wake word, which must
         # come first.
         recognizer.set_phrases(phrases, self.complete, None if self.wake else intents.fillers)
+        # While the coach speaks only a barge-in phrase can count (the gate below), so a
+        # recogniser that can decode those utterances with the barge-in phrases alone does
+        # (vosk: over the residual of a cancelled echo that hears far more, vosk_engine.py).
+        set_barge_in = getattr(recognizer, "set_barge_in", None)
+        if coach is not None and set_barge_in is not None and not self.wake:
+            set_barge_in(sorted(intents.barge_in), self._speaking_audio)
         self.rejected = 0
         self.gated = 0
 
@@ -114,6 +120,10 @@ class Listener:
             return False
         spans = self.coach.overlapping(start - TAIL_S, end)
         return any(not strict_only or self.intents.names_barge_in(span.item.text) for span in spans)
+
+    def _speaking_audio(self, start: float, end: float) -> bool:
+        """`_speaking` for times in audio seconds, as the recogniser has them."""
+        return self._speaking(start + self.offset_s, end + self.offset_s)
 
     def _gated(self, text: str, start: float, end: float) -> bool:
         if not self._speaking(start, end):

@@ -32,6 +32,7 @@ RATE_HZ = 16_000  # what every recogniser takes
 
 
 Complete = Callable[[str, float, float], bool]  # (phrase, speech start, speech end) -> end it now?
+Speaking = Callable[[float, float], bool]  # (speech start, speech end), audio s -> was the coach speaking?
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.coach.events import Say
 from assistant.coach.intents import IntentSet
+from assistant.coach.track import SpeechTrack
 from assistant.hear.capture import Chunk
 from assistant.hear.listen import Command, Listener
 from assistant.hear.recognizer import Recognizer
@@ -143,10 +145,13 @@ def scene(clip: Clip, snr_db: float | None = None) -> speech.Samples:
     return np.clip(np.rint(mic + fan), -32768, 32767).astype(np.int16)
 
 
-def commands(recognizer: Recognizer, lang: IntentSet, audio: speech.Samples) -> list[Command]:
+def commands(
+    recognizer: Recognizer, lang: IntentSet, audio: speech.Samples, coach: SpeechTrack[Say] | None = None
+) -> list[Command]:
     """The commands a session's listener takes from `audio`, fed in 30 ms chunks to
-    `recognizer` (fresh, or reset) and flushed."""
-    listener = Listener(recognizer, lang)
+    `recognizer` (fresh, or reset) and flushed; with `coach`, what the coach said when
+    (its self-hearing gate and barge-in decoding)."""
+    listener = Listener(recognizer, lang, coach)
     step = round(speech.CHUNK_S * RATE_HZ)
     out = []
     for i in range(0, len(audio), step):
