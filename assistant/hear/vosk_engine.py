@@ -417,6 +417,11 @@ class VoskRecognizer:
         """The endpointer asks, `early_s` into a pause: is this a whole command already?"""
         if self._complete is None:
             return False
+        if self._barge is not None and self._barge[2](segment.speech_start_s, segment.speech_end_s):
+            # Over the coach no utterance ends early (Listener.complete), so decoding its
+            # prefixes is wasted: on a 4.15 s cue, 3 of them (7.3 s of audio) before the
+            # whole; without them hearing a cue took 0.25 s of CPU instead of 0.54 s.
+            return False
         text = self._decode(segment)
         if text and self._complete(text, segment.speech_start_s, segment.speech_end_s):
             self._early = (segment, text)

@@ -6,6 +6,8 @@ Real vosk and the bundled voice; the coach's speech is a `SpeechTrack` as a sess
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from assistant.coach.events import Say, SayKind
 from assistant.coach.intents import IntentSet
 from assistant.coach.track import SpeechTrack
 from assistant.hear.capture import Chunk
+from assistant.hear.endpoint import Segment
 from assistant.hear.listen import Listener
 from assistant.hear.vosk_engine import VoskModel, VoskRecognizer, level_up
 from assistant.pcm import RATE_HZ
@@ -80,3 +83,36 @@ def test_a_quiet_stop_over_the_coach_is_brought_up_in_level(model: VoskModel, la
     audio = quiet("stop", -50.0)
     assert heard(model, lang, audio, None) == []
     assert heard(model, lang, audio, coach) == ["stop"]
+
+
+def test_over_the_coach_an_utterance_is_decoded_once(
+    model: VoskModel, lang: IntentSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No utterance ends early while the coach speaks (Listener.complete), so vosk does not
+    decode its prefixes, the early offers, only the whole: the same outcome for less work.
+    The coach silent, the early offers are decoded as before."""
+    sentence = "Bring your knee in toward your chest, and hold it gently there."
+    audio = speech.in_room(speech.piper(sentence, 1.0, varied=False), lead_s=1.0, trail_s=1.0)
+    coach: SpeechTrack[Say] = SpeechTrack()
+    coach.add(0.0, 30.0, Say(0.0, sentence, 30.0, SayKind.EXHALE))
+    decoded: dict[str, list[float]] = {}
+    for name, track in (("silent", None), ("speaking", coach)):
+        recognizer = VoskRecognizer(model, lang.phrases())
+        listener = Listener(recognizer, lang, track)
+        spans: list[float] = []
+        decode = recognizer._decode
+
+        def counted(
+            segment: Segment, decode: Callable[[Segment], str] = decode, spans: list[float] = spans
+        ) -> str:
+            spans.append(segment.speech_end_s)
+            return decode(segment)
+
+        monkeypatch.setattr(recognizer, "_decode", counted)
+        step = round(speech.CHUNK_S * RATE_HZ)
+        for i in range(0, len(audio), step):
+            listener.feed(Chunk(audio[i : i + step], (i + step) / RATE_HZ))
+        listener.flush(len(audio) / RATE_HZ)
+        decoded[name] = spans
+    assert len(decoded["silent"]) > len(decoded["speaking"]) >= 1
+    assert decoded["speaking"][-1] == decoded["silent"][-1]  # the whole utterance, decoded in both
