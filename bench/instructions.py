@@ -1,4 +1,4 @@
-"""9. CPU in instructions: the hear and speak paths per second of audio, and a Raspberry Pi estimate.
+"""10. CPU in instructions: the hear and speak paths per second of audio, and a Raspberry Pi estimate.
 
 Counted by valgrind's callgrind (bench/callgrind.py): each workload runs in a child
 process (bench/workloads.py) whose setup (imports, loading the recogniser or the voice)
@@ -222,7 +222,7 @@ def _counted(bench: Bench, folder: Path, args: list[str]) -> list[Record]:
 
 def measure(bench: Bench) -> Section:
     section = Section(
-        "instructions", "9. CPU in instructions (Raspberry Pi estimate)", __doc__.split("\n\n", 1)[1]
+        "instructions", "10. CPU in instructions (Raspberry Pi estimate)", __doc__.split("\n\n", 1)[1]
     )
     if callgrind.valgrind() is None:
         section.notes.append("Not measured: valgrind is not installed (`make bench` installs it).")
