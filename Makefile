@@ -55,8 +55,9 @@ test: $(STAMP) vosk-model
 	$(PY) -m mypy
 	$(PY) -m pytest
 
-# Issue 6's figures into bench/results.md and bench/results.json (about 13 minutes), then issue
-# 14's instruction counts under valgrind (23 minutes on 2 cores shared with other jobs).
+# Issue 6's figures into bench/results.md and bench/results.json (38 minutes on 2 cores shared
+# with other jobs), issues 12 and 13's (real speakers, wordings, echo), then issue 14's
+# instruction counts under valgrind (23 minutes).
 bench: $(STAMP) vosk-model
 	$(PY) -m bench
 
