@@ -1,4 +1,4 @@
-"""9. CPU in instructions: the hear and speak paths per second of audio, and a Raspberry Pi estimate.
+"""10. CPU in instructions: the hear and speak paths per second of audio, and a Raspberry Pi estimate.
 
 Counted by valgrind's callgrind (bench/callgrind.py): each workload runs in a child
 process (bench/workloads.py) whose setup (imports, loading the recogniser or the voice)
@@ -275,7 +275,7 @@ def _speak_note(speak: list[list[Record]]) -> str:
 
 def _new_section() -> Section:
     return Section(
-        "instructions", "9. CPU in instructions (Raspberry Pi estimate)", __doc__.split("\n\n", 1)[1]
+        "instructions", "10. CPU in instructions (Raspberry Pi estimate)", __doc__.split("\n\n", 1)[1]
     )
 
 
