@@ -50,9 +50,10 @@ demo: $(STAMP)
 vosk-model: | system
 	$(PYTHON) tools/vosk_model.py
 
-# Two passes (tests/conftest.py): all but the real-time tests in two processes (pytest-xdist),
-# then the real-time ones alone. `make test TEST_PROCESSES=`: the first pass in one process.
-TEST_PROCESSES ?= -n 2 --dist loadgroup
+# Two passes (tests/conftest.py): all but the real-time tests, then the real-time ones alone.
+# `make test TEST_PROCESSES="-n 2 --dist loadgroup"`: the first pass in two processes
+# (pytest-xdist); on 2 cores no faster (the suite is CPU-bound: 32 CPU-minutes).
+TEST_PROCESSES ?=
 test: $(STAMP) vosk-model
 	$(PY) -m ruff check assistant tests bench
 	$(PY) -m mypy

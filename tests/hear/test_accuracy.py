@@ -51,6 +51,9 @@ ESPEAK_EACH_MIN = 0.45
 # suite's time:
 # - not noisy non-command speech, which nothing asserts any more (pocketsphinx on the grown
 #   grammar fires on 21 of its 22 sentences), and which, long and noisy, was the slowest;
+# - not the routine's text and chatter in piper's random prosody: a bound on them was
+#   flaky (chatter fired 0 to 1 of 11 sentences, then 3); tests/hear/test_spoken_wordings.py
+#   bounds the same sentences in piper's deterministic rendering;
 # - noise at the usual speaking rate only (each rate cost as much as a clean one);
 # - two espeak-ng voices of the four: a female American one and the British one, the
 #   hardest (the two left out, en-us and en-us+m3, measure like en-us+f3 in the bench).
@@ -59,7 +62,7 @@ ESPEAK_TESTED = ("en-us+f3", "en-gb")
 TESTED = [
     c
     for c in conditions()
-    if c != "oov routine+chatter +10dB"
+    if c not in ("oov routine+chatter +10dB", "oov routine", "oov chatter")
     and not (c.startswith("piper") and "dB" in c and float(c.split()[1]) not in NOISY_RATES)
     and not (c.startswith("espeak") and c.split()[1] not in ESPEAK_TESTED)
 ]
@@ -140,11 +143,6 @@ FALSE_INTENTS_MAX = {
     # With issue 12's grammar (2,117 phrases) and 300 distractor words: 23 and 29 of 94 in
     # two runs (piper's prosody is random).
     "oov cues": 40,
-    # 0 to 3 of 11 from one rendering to the next: "Relax and straighten one foot..." ->
-    # "end the exercise" or "begin the back workout".
-    "oov routine": 4,
-    # 0 or 1 of 11: "Good morning, how did you sleep?" -> "what did you say".
-    "oov chatter": 2,
 }
 
 
@@ -153,7 +151,7 @@ FALSE_INTENTS_MAX = {
 # grammar of 387 phrases; with issue 12's grammar of 2,117, 21 of 22, so a bound would
 # assert nothing. The bench reports it (section 6); vosk fires on 1 of 22.
 @pytest.mark.accuracy
-@pytest.mark.parametrize("condition", [c for c in conditions() if c.startswith("oov") and "dB" not in c])
+@pytest.mark.parametrize("condition", [c for c in TESTED if c.startswith("oov")])
 def test_no_intent_on_speech_that_is_no_command(
     results: dict[str, Result], condition: str, record_property: RecordProperty
 ) -> None:

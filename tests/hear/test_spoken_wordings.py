@@ -37,14 +37,14 @@ def test_held_out_wordings_spoken_by_the_bundled_voice(name: str, lang: IntentSe
     assert right >= HELD_PIPER_MIN[name], f"{name}: {right}/{total} held-out wordings heard"
 
 
-# vosk finds a command in none of the 22 sentences here. pocketsphinx found one in 3 (the
-# grammar's 2,117 phrases give it many to find); it is not decoded here, for the suite's
-# time: tests/hear/test_accuracy.py bounds it on the same sentences ("oov routine", "oov
-# chatter"), and the bench reports both engines.
-NO_COMMAND_FIRING_MAX = {"vosk grammar": 0}
+# pocketsphinx finds a command in 3 of the 22 sentences here (the grammar's 2,117 phrases
+# give it many to find); vosk in none. Deterministic renderings: test_accuracy's own
+# sentences of these (piper's random prosody) fired 0 to 1 of the chatter in earlier runs and
+# 3 in one, so pocketsphinx's bound on them is asserted here.
+NO_COMMAND_FIRING_MAX = {"pocketsphinx": 3, "vosk grammar": 0}
 
 
-@pytest.mark.parametrize("name", ["vosk grammar"])
+@pytest.mark.parametrize("name", ["pocketsphinx", "vosk grammar"])
 def test_speech_that_is_no_command_seldom_fires(name: str, lang: IntentSet, vosk_model: Path) -> None:
     decode = spoken.decoder(name, lang, vosk_model)
     outcomes = spoken.run(decode, lang, [(None, s) for s in spoken.NO_COMMAND], ["piper"], varied=False)
