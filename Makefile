@@ -51,13 +51,10 @@ vosk-model: | system
 	$(PYTHON) tools/vosk_model.py
 
 # Two passes (tests/conftest.py): all but the real-time tests, then the real-time ones alone.
-# `make test TEST_PROCESSES="-n 2 --dist loadgroup"`: the first pass in two processes
-# (pytest-xdist); on 2 cores no faster (the suite is CPU-bound: 32 CPU-minutes).
-TEST_PROCESSES ?=
 test: $(STAMP) vosk-model
 	$(PY) -m ruff check assistant tests bench
 	$(PY) -m mypy
-	$(PY) -m pytest $(TEST_PROCESSES) -m 'not pulse'
+	$(PY) -m pytest -m 'not pulse'
 	$(PY) -m pytest -m pulse
 
 # Issue 6's figures into bench/results.md and bench/results.json (38 minutes on 2 cores shared

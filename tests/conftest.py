@@ -15,16 +15,13 @@ from tests.kit.pulse import PulseError, PulseServer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`make test` runs the tests in two passes. First everything but the real-time tests, in
-    two processes (pytest-xdist, `--dist loadgroup`), a file's tests in one process, so a set
-    a file decodes for all its tests is decoded once. Then the real-time tests on the
-    PulseAudio daemon (marked `pulse` here), one at a time and alone on the machine: a
+    """`make test` runs the tests in two passes: everything but the real-time tests, then the
+    real-time tests on the PulseAudio daemon (marked `pulse` here), alone on the machine: a
     loaded machine delays their audio callbacks (an unflagged underrun moved a cue by 0.3 s
-    when they shared it with the other process)."""
+    when they shared it with other tests)."""
     for item in items:
         if "pulse" in getattr(item, "fixturenames", ()) and item.get_closest_marker("pulse") is None:
             item.add_marker(pytest.mark.pulse)
-        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -9,6 +9,7 @@ with the recogniser's speed, which no test asserts.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable, Iterator
 
@@ -16,7 +17,6 @@ import pytest
 
 from assistant.coach import intents
 from assistant.coach.intents import IntentSet
-from tests.kit import workers
 from tests.kit.corpus import (
     COMMANDS,
     NOISE_SNR_DB,
@@ -76,7 +76,7 @@ def results() -> Iterator[dict[str, Result]]:
     first = ["oov cues", *(c for c in TESTED if c.startswith("espeak"))]
     batches = [first, [c for c in TESTED if c not in first]]
     started = time.monotonic()
-    with workers.pool(2) as pool:
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
         done = pool.map(evaluate_all, batches, chunksize=1)
     decoded = {r.condition: r for batch in done for r in batch}
     decoded = {c: decoded[c] for c in TESTED}  # in the usual order

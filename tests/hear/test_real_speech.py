@@ -11,11 +11,12 @@ the figures, TUNE and HELD, quiet and with a fan, with the targets.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterator
 
 import pytest
 
-from tests.kit import real, workers
+from tests.kit import real
 from tests.kit.models import english_model
 
 pytestmark = pytest.mark.skipif(not real.available(), reason=f"the real-speech set is not at {real.DATA}")
@@ -52,7 +53,7 @@ def _chosen(engine: str) -> tuple[real.Clip, ...]:
 @pytest.fixture(scope="module")
 def heard() -> Iterator[dict[str, list[real.Heard]]]:
     engines = [e for e in real.ENGINES if e != "vosk" or english_model() is not None]
-    with workers.pool(len(engines)) as pool:
+    with multiprocessing.get_context("spawn").Pool(len(engines)) as pool:
         done = pool.starmap(real.decode, [(e, _chosen(e), None, english_model()) for e in engines])
     out = dict(zip(engines, done, strict=True))
     for engine, results in out.items():
