@@ -27,6 +27,7 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
@@ -45,6 +46,7 @@ from assistant.speak.playback import Player
 log = logging.getLogger(__name__)
 
 MIC_RETRY_S = 1.0  # how often to try a vanished microphone again
+OFFSET_WINDOW_S = 10.0  # the microphone's offset is the least lag seen in this much audio
 GREETING: Reply = "hint"  # hands-free, the first thing said: how to begin
 
 
@@ -165,8 +167,10 @@ def _listen(
     """The listening thread. A microphone that vanishes is tried again every second;
     the session goes on meanwhile (typed commands and the coach are unaffected)."""
     warned = False
+    offset = MicOffset()
     for chunk in microphone.chunks(timeout_s=MIC_RETRY_S):
         if chunk is not None:
+            listener.offset_s = offset.update(clock() - chunk.end_s, chunk.end_s)
             for command in listener.feed(chunk):
                 commands.put(Heard(command.text, command.fired_s, command.speech_end_s))
             continue
@@ -182,8 +186,35 @@ def _listen(
             continue
         listener.recognizer.reset()
         listener.offset_s = clock() - microphone.now_s()
+        offset = MicOffset()  # its audio clock starts again
         log.warning("the microphone is back")
         warned = False
+
+
+class MicOffset:
+    """Session time = microphone audio time + offset. A chunk reaches the listening thread
+    some time after its last sample was captured (the device's latency, the queue behind a
+    decoding), never before; so the least `lag` (session time of arrival less audio time
+    of its end) seen over the last OFFSET_WINDOW_S of audio is the offset, late by the
+    shortest delivery. Counting frames from the moment the stream opened was not: frames
+    captured before the device delivered any, or lost to an overflow, moved every word
+    the user said by that much, onto the coach's words before it (and then not heard)."""
+
+    def __init__(self) -> None:
+        self._lags: deque[tuple[float, float]] = deque()  # (audio end, lag), lags increasing
+        self.offset_s: float | None = None
+
+    def update(self, lag_s: float, audio_s: float) -> float:
+        while self._lags and self._lags[-1][1] >= lag_s:
+            self._lags.pop()
+        self._lags.append((audio_s, lag_s))
+        while self._lags[0][0] < audio_s - OFFSET_WINDOW_S:
+            self._lags.popleft()
+        offset = self._lags[0][1]
+        if self.offset_s is None or abs(offset - self.offset_s) > 0.05:
+            log.info("microphone: audio time %.2f s is session time %.2f s", audio_s, audio_s + offset)
+        self.offset_s = offset
+        return offset
 
 
 @dataclass(frozen=True)

@@ -270,3 +270,22 @@ def test_a_cold_start_greets_and_answers_at_once_while_the_cues_are_prepared(
     lines = shown.getvalue().splitlines()
     assert lines[0] == f"preparing {todo} cues in voice en_US-joe-medium: started, in the background"
     assert len(lines) <= 5  # milestones, not a line per cue
+
+
+def test_the_microphone_offset_is_the_least_lag_and_follows_drift() -> None:
+    from assistant.app.supervisor import OFFSET_WINDOW_S, MicOffset
+
+    offset = MicOffset()
+    chunk_s = 0.03
+    # A backlog first: the chunks captured before the listening thread ran arrive together.
+    lags = [0.5 - i * chunk_s for i in range(15)]
+    # then on time, 5 to 35 ms after their last sample, and late behind a decoding now and then
+    lags += [0.05 + 0.005 + 0.03 * ((i * 7) % 11) / 10 + (0.4 if i % 50 == 7 else 0.0) for i in range(400)]
+    got = [offset.update(lag, (i + 1) * chunk_s) for i, lag in enumerate(lags)]
+    assert got[0] == 0.5 and got[14] == pytest.approx(0.5 - 14 * chunk_s)
+    assert got[-1] == pytest.approx(0.055)  # the least delivery delay, not a late chunk's
+    # the microphone's clock runs slow against the session's: 1 ms of lag more per second
+    n = round(3 * OFFSET_WINDOW_S / chunk_s)
+    t0 = 401 * chunk_s
+    got = [offset.update(0.055 + 0.001 * i * chunk_s, t0 + i * chunk_s) for i in range(n)]
+    assert got[-1] == pytest.approx(0.055 + 0.001 * (n - 1) * chunk_s - 0.001 * OFFSET_WINDOW_S, abs=0.002)

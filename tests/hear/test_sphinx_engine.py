@@ -46,6 +46,27 @@ def test_grammar_has_every_phrase_and_a_garbage_loop(recognizer: SphinxRecognize
     assert sum(w.startswith("+g_") for w in words) == 39
 
 
+
+def test_phrases_share_their_first_words_and_keep_equal_odds() -> None:
+    phrases = [("start",), ("start", "back", "stretch"), ("start", "the", "stretch"), ("stop",)]
+    arcs = _transitions(phrases, 1e-8, ["left"])
+    out: dict[int, list[tuple[int, float, str]]] = {}
+    for a in arcs:
+        if len(a) == 4 and not a[3].startswith("+g_"):
+            out.setdefault(a[0], []).append((a[1], a[2], a[3]))
+    assert sorted(w for _, _, w in out[0]).count("start") == 2  # one ends "start", one goes on
+
+    def paths(state: int, p: float, said: tuple[str, ...]) -> list[tuple[tuple[str, ...], float]]:
+        found = []
+        for dst, q, word in out.get(state, []):
+            found += [(said + (word,), p * q)] if dst == 1 else paths(dst, p * q, said + (word,))
+        return found
+
+    odds = dict(paths(0, 1.0, ()))
+    assert sorted(odds) == sorted([*phrases, ("left",)])
+    assert all(abs(p - 0.5 / 5) < 1e-12 for p in odds.values())  # each as likely as the others
+    assert sum(len(v) for v in out.values()) == 8  # 9 arcs as chains: "start" goes on once
+
 def _piper(text: str) -> speech.Samples:
     return speech.piper(text, varied=False)
 
