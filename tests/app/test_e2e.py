@@ -91,7 +91,8 @@ class Run:
         deadline = time.monotonic() + timeout_s
         while not what(events := self.events()):
             assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
-            assert time.monotonic() < deadline, f"timed out; last events: {events[-3:]}; log:\n{''.join(self.stderr[-30:])}"
+            log = "".join(self.stderr[-30:])
+            assert time.monotonic() < deadline, f"timed out; last events: {events[-3:]}; log:\n{log}"
             time.sleep(0.1)  # a real-time process, watched from outside
         return events
 

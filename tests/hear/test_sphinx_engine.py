@@ -46,7 +46,6 @@ def test_grammar_has_every_phrase_and_a_garbage_loop(recognizer: SphinxRecognize
     assert sum(w.startswith("+g_") for w in words) == 39
 
 
-
 def test_phrases_share_their_first_words_and_keep_equal_odds() -> None:
     phrases = [("start",), ("start", "back", "stretch"), ("start", "the", "stretch"), ("stop",)]
     arcs = _transitions(phrases, 1e-8, ["left"])
@@ -66,6 +65,7 @@ def test_phrases_share_their_first_words_and_keep_equal_odds() -> None:
     assert sorted(odds) == sorted([*phrases, ("left",)])
     assert all(abs(p - 0.5 / 5) < 1e-12 for p in odds.values())  # each as likely as the others
     assert sum(len(v) for v in out.values()) == 8  # 9 arcs as chains: "start" goes on once
+
 
 def _piper(text: str) -> speech.Samples:
     return speech.piper(text, varied=False)
