@@ -86,7 +86,10 @@ class Listener:
         self._complete = frozenset(complete)
         # Fillers around a command ("okay, stop please"); not with a wake word, which must
         # come first.
-        recognizer.set_phrases(phrases, self.complete, None if self.wake else intents.fillers)
+        # The one-word barge-in phrases (stop, pause, wait) favoured where the engine has a
+        # prior (vosk_engine.FAVOURED_COPIES): said alone, they lost to longer commands' words.
+        favoured = [] if self.wake else [p for p in intents.barge_in if len(p.split()) == 1]
+        recognizer.set_phrases(phrases, self.complete, None if self.wake else intents.fillers, favoured)
         # While the coach speaks only a barge-in phrase can count (the gate below), so a
         # recogniser that can decode those utterances with the barge-in phrases alone does
         # (vosk: over the residual of a cancelled echo that hears far more, vosk_engine.py).

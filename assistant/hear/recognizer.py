@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -60,13 +60,18 @@ class Recognizer(Protocol):
     name: str  # "pocketsphinx" or "vosk", for logs and the timeline
 
     def set_phrases(
-        self, phrases: Sequence[str], complete: Complete | None = None, fillers: Fillers | None = None
+        self,
+        phrases: Sequence[str],
+        complete: Complete | None = None,
+        fillers: Fillers | None = None,
+        favoured: Collection[str] = (),
     ) -> None:
         """Restrict recognition to `phrases` (lower case words); rejection stays on.
         `complete(phrase, speech_start_s, speech_end_s)` says whether a phrase heard there
         may end its utterance at once, before the usual trailing silence (see listen.py).
         `fillers` may be heard before and after a phrase ("okay, stop please"): the
-        hypothesis is then the phrase alone."""
+        hypothesis is then the phrase alone. `favoured` phrases (of `phrases`) get a
+        higher prior where the engine has one to give (vosk; pocketsphinx ignores it)."""
 
     def knows(self, word: str) -> bool:
         """Whether `word` (lower case) is in the recogniser's vocabulary: a phrase with a word

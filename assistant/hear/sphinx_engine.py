@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,12 +127,18 @@ class SphinxRecognizer:
     # -- stt.Recognizer --------------------------------------------------------
 
     def set_phrases(
-        self, phrases: Sequence[str], complete: Complete | None = None, fillers: Fillers | None = None
+        self,
+        phrases: Sequence[str],
+        complete: Complete | None = None,
+        fillers: Fillers | None = None,
+        favoured: Collection[str] = (),
     ) -> None:
         """Restrict recognition to `phrases`; a phrase with a word the dictionary lacks is left
         out with a warning (compounds of two known words, like "unpause", are added). An
         utterance decoded as a phrase `complete` approves ends after `VadSettings.early_s`
-        of quiet. `fillers` may come before and after a phrase, and are taken off."""
+        of quiet. `fillers` may come before and after a phrase, and are taken off.
+        `favoured` is not used: every phrase here is as likely as the others (measured for
+        vosk only, where the grammar's prior is what made a lone "stop" lose)."""
         table: dict[tuple[str, ...], str] = {}
         for phrase in phrases:
             words = tuple(phrase.lower().split())

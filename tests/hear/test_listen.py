@@ -8,7 +8,7 @@ use real piper speech and the real pocketsphinx recogniser.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +40,15 @@ class Scripted:
         self.phrases: list[str] = []
 
     def set_phrases(
-        self, phrases: Sequence[str], complete: Complete | None = None, fillers: Fillers | None = None
+        self,
+        phrases: Sequence[str],
+        complete: Complete | None = None,
+        fillers: Fillers | None = None,
+        favoured: Collection[str] = (),
     ) -> None:
         self.phrases = list(phrases)
         self.complete = complete
+        self.favoured = set(favoured)
 
     def knows(self, word: str) -> bool:
         return True

@@ -257,6 +257,21 @@ def test_speech_that_is_no_command_is_rejected(model: VoskModel, lang: IntentSet
     assert sum(1 for t in texts if t) >= len(CHATTER) // 2  # all words, no rejection path
 
 
+
+def test_a_lone_stop_is_heard_through_the_listener(model: VoskModel, lang: IntentSet) -> None:
+    """The bundled voice's "stop", said alone: vosk's grammar weighs every entry alike, and
+    "start" begins 156 phrases to "stop"'s 34, so it was heard as "start" (and dropped, a
+    word short of a start phrase). The Listener favours the one-word barge-in phrases."""
+    audio = np.concatenate([speech.silence(1.0), said("stop"), speech.silence(1.5)])
+    rec = VoskRecognizer(model, lang.phrases())
+    listener = Listener(rec, lang)
+    heard = [c.text for i in range(0, len(audio), CHUNK)
+             for c in listener.feed(Chunk(audio[i : i + CHUNK], (i + CHUNK) / RATE_HZ))]  # fmt: skip
+    heard += [c.text for c in listener.flush(len(audio) / RATE_HZ + 1.0)]
+    assert heard == ["stop"]
+    rec.set_phrases(lang.phrases(), fillers=lang.fillers)  # nothing favoured: as it was
+    assert [h.text for h in stream(rec, audio)] == ["start"]
+
 # -- streaming ---------------------------------------------------------------------
 
 
