@@ -49,6 +49,9 @@ ARCH = "arm64"
 MIRROR = "http://deb.debian.org/debian"
 # Python and what the wheels load at run time: PortAudio for sounddevice, libatomic for vosk.
 ROOT_DEBS = ("python3", "python3-venv", "libportaudio2", "libatomic1", "ca-certificates")
+# Installed into a root already built (not in the stamp, so no rebuild): speexdsp, the echo
+# canceller of `run --in` (assistant/hear/echo.py).
+ADDED_DEBS = ("libspeexdsp1",)
 # The root is complete once this file exists; its text names what was asked for, so a
 # change of packages builds it again.
 STAMP = ".backstretch-pi-root"
@@ -254,9 +257,12 @@ def root_packages(root: Path) -> str:
     if bundle and Path(bundle).is_file():
         shutil.copyfile(bundle, root / HOST_CA.relative_to("/"))
     (root / APP.relative_to("/")).mkdir(parents=True, exist_ok=True)
-    status = inside(root, ["dpkg-query", "-W", "-f=${Package} ${Status}\n", *ROOT_DEBS], cwd=Path("/"))
+    wanted = (*ROOT_DEBS, *ADDED_DEBS)
+    # dpkg-query exits 1 for a package it has never heard of; its output still lists the rest.
+    status = inside(root, ["sh", "-c", 'dpkg-query -W -f="\\${Package} \\${Status}\\n" "$@" || true',
+                           "sh", *wanted], cwd=Path("/"))  # fmt: skip
     installed = {line.split()[0] for line in status.splitlines() if line.endswith(" installed")}
-    missing = [p for p in ROOT_DEBS if p not in installed]
+    missing = [p for p in wanted if p not in installed]
     if missing:
         inside(root, ["apt-get", "update", "-qq"], cwd=Path("/"))
         inside(
