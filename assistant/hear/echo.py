@@ -8,13 +8,15 @@ canceller finds the delay itself, and `delay_hint_ms` only speeds that up). Out 
 the capture with the echo removed.
 
 - `Canceller` is the interface: one `process(capture, reference)` per 10 ms frame.
+- `SpeexDspCanceller`, the default: speexdsp's MDF canceller and its residual-echo
+  preprocessor, from the system library libspeexdsp (BSD; Debian and Raspberry Pi OS
+  package `libspeexdsp1`) through `ctypes`, set up as `pyaec` sets it up. Chosen by
+  measurement (bench/echo.py, README "Echo cancellation"): it keeps the user's voice in
+  double talk, so "stop" said over a cue is heard.
 - `WebRtcCanceller`: WebRTC's AEC3, through the AudioProcessingModule of the `livekit`
-  package (Apache-2.0, wheels for x86_64 and aarch64). Chosen by measurement
-  (bench/echo.py, README "Echo cancellation"): the most echo removed, robust to a wrong
-  delay hint, clock drift and a non-linear speaker.
-- `SpeexDspCanceller`: speexdsp's MDF canceller and its residual-echo preprocessor, from
-  the system library libspeexdsp (BSD; Debian and Raspberry Pi OS package
-  `libspeexdsp1`) through `ctypes`, set up as `pyaec` sets it up.
+  package (Apache-2.0, wheels for x86_64 and aarch64): the most echo removed, robust to
+  a wrong delay hint, clock drift and a non-linear speaker, but its suppressor takes the
+  user's word away with the echo (0 of 10 heard over a cue).
 - `SpeexCanceller`: the same canceller through `pyaec` (a Rust build of speexdsp that
   publishes no licence), kept for the bench's comparison (`pyaec` is a test dependency,
   imported only here).
@@ -228,11 +230,13 @@ class EchoStage:
         return np.concatenate(out) if out else np.zeros(0, np.int16)
 
 
-ENGINES = {"webrtc": WebRtcCanceller, "speex": SpeexCanceller}
+ENGINES = {"speexdsp": SpeexDspCanceller, "webrtc": WebRtcCanceller, "speex": SpeexCanceller}
 
 
-def open_canceller(engine: str = "webrtc") -> Canceller:
-    """The named canceller (`webrtc`, the default, or `speex`)."""
+def open_canceller(engine: str = "speexdsp") -> Canceller:
+    """The named canceller: `speexdsp`, the default (README, "Echo cancellation": it keeps
+    the user's voice in double talk, where AEC3's suppressor takes it away), `webrtc` or
+    `speex` (pyaec, for the bench)."""
     canceller: Canceller = ENGINES[engine]()
     log.info("echo canceller: %s", canceller.name)
     return canceller
