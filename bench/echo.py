@@ -5,8 +5,9 @@ back as a session says them; the user is espeak-ng voices saying "pause" and "st
 and real people saying "stop" (Speech Commands, tests/kit/real.py), split TUNE/HELD by
 the fixed sha256 rule (espeak voices by name, people by speaker). Nothing was tuned:
 every canceller runs on its defaults (WebRTC AEC3 without noise suppression, high-pass
-or gain control; speexdsp with a 300 ms filter and its residual-echo preprocessor), so
-both sides are reported, HELD first.
+or gain control; speexdsp with a 300 ms filter and its residual-echo preprocessor, in
+two builds: `speexdsp`, the system's libspeexdsp1 through ctypes, the product's, and
+`speex`, pyaec's), so both sides are reported, HELD first.
 
 Room (tests/kit/room.py): 4 x 3.5 x 2.6 m, RT60 0.4 s, speaker 5 cm from the
 microphone, user 1.5 m away at -38 dBFS; device latency 60 ms against a delay hint of
