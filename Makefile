@@ -12,8 +12,10 @@ VENV_DEBS := $(if $(wildcard $(PY)),,$(shell $(PYTHON) -c 'import ensurepip' 2>/
 # For the tests and the bench: libportaudio2 is sounddevice's PortAudio; pulseaudio,
 # pulseaudio-utils (pactl, paplay, parecord) and libasound2-plugins (ALSA's pulse plugin)
 # give the private daemon whose null sinks are the real-time tests' devices
-# (tests/kit/pulse.py); espeak-ng is a second, very different voice (tests/kit/speech.py).
-TEST_DEBS := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng
+# (tests/kit/pulse.py); espeak-ng is a second, very different voice (tests/kit/speech.py);
+# libspeexdsp1 is the echo canceller of `run --in` (assistant/hear/echo.py; the demo does not
+# cancel echo, so it needs nothing).
+TEST_DEBS := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng libspeexdsp1
 # For the bench only: valgrind counts instructions (bench/callgrind.py, bench/instructions.py).
 BENCH_DEBS := valgrind
 NEEDS_BENCH_DEBS := $(filter bench,$(MAKECMDGOALS))

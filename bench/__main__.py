@@ -78,6 +78,7 @@ REAL_TIME = {"voice"}  # sections that need the private PulseAudio daemon
 # Parts of a section measured alone, merged into that section as results.json has it.
 PARTS: dict[str, Callable[[Bench, Section | None], Section]] = {
     "instructions.speak": instructions.measure_speak,
+    "echo.barge": echo.measure_barge,
 }
 
 
@@ -136,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         help="measure only these sections (comma-separated, of: accuracy, latency, load, memory, real, "
-        "voice, wordings, echo, instructions; or instructions.speak, piper's count alone) and keep "
+        "voice, wordings, echo, instructions; or instructions.speak, piper's count alone; or "
+        "echo.barge, the barge-in rows of the three cancellers with vosk alone) and keep "
         "the others from the results already in --out, each with its own date",
     )
     args = parser.parse_args(argv)

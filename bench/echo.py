@@ -5,8 +5,9 @@ back as a session says them; the user is espeak-ng voices saying "pause" and "st
 and real people saying "stop" (Speech Commands, tests/kit/real.py), split TUNE/HELD by
 the fixed sha256 rule (espeak voices by name, people by speaker). Nothing was tuned:
 every canceller runs on its defaults (WebRTC AEC3 without noise suppression, high-pass
-or gain control; speexdsp with a 300 ms filter and its residual-echo preprocessor), so
-both sides are reported, HELD first.
+or gain control; speexdsp with a 300 ms filter and its residual-echo preprocessor, in
+two builds: `speexdsp`, the system's libspeexdsp1 through ctypes, the product's, and
+`speex`, pyaec's), so both sides are reported, HELD first.
 
 Room (tests/kit/room.py): 4 x 3.5 x 2.6 m, RT60 0.4 s, speaker 5 cm from the
 microphone, user 1.5 m away at -38 dBFS; device latency 60 ms against a delay hint of
@@ -46,7 +47,7 @@ from assistant.coach.dialogue import in_order_of_use
 from assistant.coach.events import Say, SayKind
 from assistant.coach.intents import IntentSet
 from assistant.coach.track import SpeechTrack
-from assistant.hear.echo import FRAME_SAMPLES, Canceller, SpeexCanceller, WebRtcCanceller
+from assistant.hear.echo import FRAME_SAMPLES, Canceller, SpeexCanceller, SpeexDspCanceller, WebRtcCanceller
 from assistant.hear.recognizer import Recognizer
 from assistant.pcm import RATE_HZ, Samples
 from bench.context import Bench, language, vosk_model
@@ -59,6 +60,7 @@ ENGINES: dict[str, Callable[[], Canceller] | None] = {
     "none": None,
     "webrtc": lambda: WebRtcCanceller(delay_hint_ms=HINT_MS),
     "speex": lambda: SpeexCanceller(),
+    "speexdsp": lambda: SpeexDspCanceller(),
 }
 HINT_MS = 40
 RECOGNISERS = ("vosk", "vosk barge-in", "pocketsphinx")
@@ -188,7 +190,6 @@ def _scene(
 
 
 def measure(bench: Bench) -> Section:
-    lang = language()
     section = Section("echo", "9. Echo cancellation", __doc__.split("\n\n", 1)[1].strip())
     clips = cues(6 if bench.quick else 14)
     track = coach_track(clips)[: round((10 if bench.quick else 30) * RATE_HZ)]
@@ -208,7 +209,31 @@ def measure(bench: Bench) -> Section:
                 Figure(f"echo.{engine}.erle.{_key(case)}", label, value, "dB", target, higher_is_better=True)
             )
     # Double talk and recognition.
-    makers = {e: real.maker(e.split()[0], lang, vosk_model()) for e in RECOGNISERS}
+    double_talk(bench, section, clips, ("alone", *ENGINES), RECOGNISERS, cpu)
+    for engine in engines:
+        section.add(
+            Figure(
+                f"echo.{engine}.cpu",
+                f"{engine}: CPU per audio second",
+                round(float(np.median(cpu[engine])), 4),
+            )
+        )
+    section.notes.append(f"Echo removed on {len(track) / RATE_HZ:.0f} s of cues.")
+    return section
+
+
+def double_talk(
+    bench: Bench,
+    section: Section,
+    clips: Sequence[Samples],
+    engines: Sequence[str],
+    recognisers: Sequence[str],
+    cpu: dict[str, list[float]],
+) -> None:
+    """The barge-in rows: every trial's command said over a cue, through each of `engines`
+    (of ENGINES, or `alone`), heard by each of `recognisers`; figures added to `section`."""
+    lang = language()
+    makers = {e: real.maker(e.split()[0], lang, vosk_model()) for e in recognisers}
     long_cues = sorted(clips, key=len)[-4:]
     if bench.quick:
         before = coach_track(clips[:3])[: round(4.0 * RATE_HZ)]
@@ -223,7 +248,7 @@ def measure(bench: Bench) -> Section:
         conditions = replace(BASE, seed=n)
         mic, played, at = _scene(trial, before, cue, conditions)
         spoke = coach_spoke(played)
-        for engine in ("alone", *ENGINES):
+        for engine in engines:
             if engine == "alone":  # the control: the user in the room, no echo, no canceller
                 out = room.to_int16(mic.user + mic.noise)
             else:
@@ -246,6 +271,8 @@ def measure(bench: Bench) -> Section:
                     selftrig[(engine, rec)] = selftrig.get((engine, rec), 0) + sum(
                         end <= user_s for _, end in commands
                     )
+                log.info("trial %d/%d %s %s, %s, %s: heard %s", n + 1, len(chosen), trial.who,
+                         "HELD" if trial.held else "TUNE", engine, rec, commands)  # fmt: skip
     for (engine, rec, held), hits in sorted(results.items(), key=lambda kv: (not kv[0][2], kv[0][:2])):
         side = "HELD" if held else "TUNE"
         pct = round(100.0 * sum(hits) / len(hits), 1)
@@ -261,24 +288,32 @@ def measure(bench: Bench) -> Section:
                            f"{engine}: user's gain in double talk, median, {side} (min {min(values):.1f})",
                            round(float(np.median(values)), 1), "dB"))  # fmt: skip
     coach_s = len(chosen) * len(before) / RATE_HZ
-    for engine in ENGINES:
+    for engine in (e for e in engines if e != "alone"):
         for rec in makers:
             if makers[rec] is not None:
                 section.add(Figure(f"echo.{engine}.{rec}.self_triggers", f"{engine}, {rec}: self-triggers in "
                                    f"{coach_s:.0f} s of cues before the user spoke, +20 dB",
                                    selftrig.get((engine, rec), 0), target=0))  # fmt: skip
-    for engine in engines:
-        section.add(
-            Figure(
-                f"echo.{engine}.cpu",
-                f"{engine}: CPU per audio second",
-                round(float(np.median(cpu[engine])), 4),
-            )
-        )
-    section.notes.append(
-        f"{len(chosen)} double-talk trials; echo removed on {len(track) / RATE_HZ:.0f} s of cues."
-    )
-    return section
+    section.notes.append(f"{len(chosen)} double-talk trials.")
+
+
+def measure_barge(bench: Bench, old: Section | None) -> Section:
+    """The barge-in rows alone (`python -m bench --only echo.barge`), for the three
+    cancellers and vosk's barge-in decoding: their figures replace those of `old` (the
+    section already in results.json) and the echo-removed figures stay."""
+    fresh = Section("echo", "9. Echo cancellation", __doc__.split("\n\n", 1)[1].strip())
+    engines = ("webrtc", "speex", "speexdsp")
+    double_talk(bench, fresh, cues(6 if bench.quick else 14), engines, ("vosk barge-in",), {})
+    if old is None:
+        return fresh
+    keys = {f.key for f in fresh.figures}
+    figures = [f for f in old.figures if f.key not in keys] + fresh.figures
+    notes = [
+        *old.notes,
+        f"Barge-in rows of {', '.join(engines)} with vosk barge-in measured alone "
+        f"({fresh.notes[0] if fresh.notes else ''}).",
+    ]
+    return Section(old.key, old.title, fresh.how, figures, notes, old.wall_s)
 
 
 def _key(case: str) -> str:

@@ -8,12 +8,18 @@ canceller finds the delay itself, and `delay_hint_ms` only speeds that up). Out 
 the capture with the echo removed.
 
 - `Canceller` is the interface: one `process(capture, reference)` per 10 ms frame.
+- `SpeexDspCanceller`, the default: speexdsp's MDF canceller and its residual-echo
+  preprocessor, from the system library libspeexdsp (BSD; Debian and Raspberry Pi OS
+  package `libspeexdsp1`) through `ctypes`, set up as `pyaec` sets it up. Chosen by
+  measurement (bench/echo.py, README "Echo cancellation"): it keeps the user's voice in
+  double talk, so "stop" said over a cue is heard.
 - `WebRtcCanceller`: WebRTC's AEC3, through the AudioProcessingModule of the `livekit`
-  package (Apache-2.0, wheels for x86_64 and aarch64). Chosen by measurement
-  (bench/echo.py, README "Echo cancellation"): the most echo removed, robust to a wrong
-  delay hint, clock drift and a non-linear speaker.
-- `SpeexCanceller`: speexdsp's canceller through `pyaec`, kept for the bench's comparison
-  (`pyaec` is a test dependency, imported only here).
+  package (Apache-2.0, wheels for x86_64 and aarch64): the most echo removed, robust to
+  a wrong delay hint, clock drift and a non-linear speaker, but its suppressor takes the
+  user's word away with the echo (0 of 10 heard over a cue).
+- `SpeexCanceller`: the same canceller through `pyaec` (a Rust build of speexdsp that
+  publishes no licence), kept for the bench's comparison (`pyaec` is a test dependency,
+  imported only here).
 - `EchoStage` turns any chunking of the capture into 10 ms frames for a canceller,
   keeping the remainder between calls; the caller says which reference goes with them.
 
@@ -24,11 +30,14 @@ capture -> stage) is not wired yet: see the notes in README, "Echo cancellation"
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 from typing import Protocol
 
 import numpy as np
 
+from assistant.errors import DeviceError
 from assistant.pcm import RATE_HZ, Samples
 
 log = logging.getLogger(__name__)
@@ -85,6 +94,102 @@ class WebRtcCanceller:
         return np.array(cap.data, dtype=np.int16)
 
 
+# From the headers of libspeexdsp-dev 1.2.1 (speex/speex_echo.h, speex/speex_preprocess.h).
+SPEEX_ECHO_SET_SAMPLING_RATE = 24
+SPEEX_PREPROCESS_SET_ECHO_STATE = 24
+
+
+def load_speexdsp(name: str | None = None) -> ctypes.CDLL:
+    """The system's libspeexdsp (or the library `name`), with the signatures used here
+    declared; a DeviceError saying how to install it when it is missing."""
+    name = name or ctypes.util.find_library("speexdsp") or "libspeexdsp.so.1"
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError as exc:  # not installed, or no such file
+        raise DeviceError(
+            f"speexdsp ({name}) is not installed, so the coach's own voice cannot be taken out "
+            "of the microphone; install it with `sudo apt-get install libspeexdsp1`"
+        ) from exc
+    ptr, i16p = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int16)
+    lib.speex_echo_state_init.argtypes = [ctypes.c_int, ctypes.c_int]
+    lib.speex_echo_state_init.restype = ptr
+    lib.speex_echo_ctl.argtypes = [ptr, ctypes.c_int, ptr]
+    lib.speex_echo_ctl.restype = ctypes.c_int
+    lib.speex_echo_cancellation.argtypes = [ptr, i16p, i16p, i16p]
+    lib.speex_echo_cancellation.restype = None
+    lib.speex_echo_state_destroy.argtypes = [ptr]
+    lib.speex_echo_state_destroy.restype = None
+    lib.speex_preprocess_state_init.argtypes = [ctypes.c_int, ctypes.c_int]
+    lib.speex_preprocess_state_init.restype = ptr
+    lib.speex_preprocess_ctl.argtypes = [ptr, ctypes.c_int, ptr]
+    lib.speex_preprocess_ctl.restype = ctypes.c_int
+    lib.speex_preprocess_run.argtypes = [ptr, i16p]
+    lib.speex_preprocess_run.restype = ctypes.c_int
+    lib.speex_preprocess_state_destroy.argtypes = [ptr]
+    lib.speex_preprocess_state_destroy.restype = None
+    return lib
+
+
+class SpeexDspCanceller:
+    """speexdsp's MDF canceller with its preprocessor (noise suppression and residual-echo
+    suppression, speexdsp's defaults) from the system's libspeexdsp.
+
+    Set up as `pyaec` 1.0.1 sets it up (read from its library's machine code: echo state
+    (frame, filter), preprocessor (frame, rate) given the echo state, nothing else), so
+    the barge-in figures measured through pyaec carry over. pyaec never tells the echo
+    state its sampling rate, which then assumes 8 kHz (a slower adaptation step and a
+    different DC notch); `set_rate=True` tells it 16 kHz, as speexdsp's documentation
+    asks."""
+
+    name = "speexdsp"
+
+    def __init__(self, filter_ms: int = 300, preprocess: bool = True, set_rate: bool = False) -> None:
+        self._lib = lib = load_speexdsp()
+        self._echo: int | None = lib.speex_echo_state_init(FRAME_SAMPLES, RATE_HZ * filter_ms // 1000)
+        self._pre: int | None = None
+        if not self._echo:
+            raise DeviceError("speexdsp could not create an echo canceller")
+        if set_rate:
+            rate = ctypes.c_int(RATE_HZ)
+            lib.speex_echo_ctl(self._echo, SPEEX_ECHO_SET_SAMPLING_RATE, ctypes.byref(rate))
+        if preprocess:
+            self._pre = lib.speex_preprocess_state_init(FRAME_SAMPLES, RATE_HZ)
+            if not self._pre:
+                self.close()
+                raise DeviceError("speexdsp could not create its preprocessor")
+            lib.speex_preprocess_ctl(self._pre, SPEEX_PREPROCESS_SET_ECHO_STATE, self._echo)
+
+    def process(self, capture: Samples, reference: Samples) -> Samples:
+        if self._echo is None:
+            raise ValueError("the canceller is closed")
+        rec = np.ascontiguousarray(capture, dtype=np.int16)
+        play = np.ascontiguousarray(reference, dtype=np.int16)
+        if len(rec) != FRAME_SAMPLES or len(play) != FRAME_SAMPLES:
+            raise ValueError(f"frames of {FRAME_SAMPLES} samples, not {len(rec)} and {len(play)}")
+        i16p = ctypes.POINTER(ctypes.c_int16)
+        out = np.empty(FRAME_SAMPLES, np.int16)
+        cleaned = out.ctypes.data_as(i16p)
+        self._lib.speex_echo_cancellation(
+            self._echo, rec.ctypes.data_as(i16p), play.ctypes.data_as(i16p), cleaned
+        )
+        if self._pre is not None:
+            self._lib.speex_preprocess_run(self._pre, cleaned)  # in place
+        return out
+
+    def close(self) -> None:
+        """Free speexdsp's states (the preprocessor first: it points at the echo state)."""
+        if self._pre is not None:
+            self._lib.speex_preprocess_state_destroy(self._pre)
+            self._pre = None
+        if self._echo is not None:
+            self._lib.speex_echo_state_destroy(self._echo)
+            self._echo = None
+
+    def __del__(self) -> None:
+        if hasattr(self, "_echo"):
+            self.close()
+
+
 class SpeexCanceller:
     """speexdsp's MDF canceller (with its residual-echo preprocessor) through `pyaec`."""
 
@@ -125,11 +230,13 @@ class EchoStage:
         return np.concatenate(out) if out else np.zeros(0, np.int16)
 
 
-ENGINES = {"webrtc": WebRtcCanceller, "speex": SpeexCanceller}
+ENGINES = {"speexdsp": SpeexDspCanceller, "webrtc": WebRtcCanceller, "speex": SpeexCanceller}
 
 
-def open_canceller(engine: str = "webrtc") -> Canceller:
-    """The named canceller (`webrtc`, the default, or `speex`)."""
+def open_canceller(engine: str = "speexdsp") -> Canceller:
+    """The named canceller: `speexdsp`, the default (README, "Echo cancellation": it keeps
+    the user's voice in double talk, where AEC3's suppressor takes it away), `webrtc` or
+    `speex` (pyaec, for the bench)."""
     canceller: Canceller = ENGINES[engine]()
     log.info("echo canceller: %s", canceller.name)
     return canceller
