@@ -121,18 +121,6 @@ def erle_db(echo: Samples, out: Samples) -> float:
     return float(10 * np.log10(np.sum(e**2) / max(np.sum(o**2), 1.0)))
 
 
-def user_gain_db(out: Samples, user: np.ndarray, start: int, stop: int) -> float:
-    """The output's least-squares gain on the user's signal between `start` and `stop`, at
-    the canceller's own delay (up to 20 ms: AEC3 delays by 8 ms, speexdsp by 10)."""
-    u = user[start:stop]
-    best = 0.0
-    for lag in range(0, 321, 4):
-        o = out[start + lag : stop + lag].astype(np.float64)
-        if len(o) == len(u):
-            best = max(best, float(np.dot(o, u) / max(float(np.dot(u, u)), 1e-9)))
-    return float(20 * np.log10(max(best, 1e-6)))
-
-
 @dataclass(frozen=True)
 class Trial:
     who: str  # espeak voice or real speaker
@@ -255,7 +243,7 @@ def double_talk(
                 out = cancel(engine, mic.samples, played, cpu.get(engine))
             if engine not in ("none", "alone"):
                 gains.setdefault((engine, trial.held), []).append(
-                    user_gain_db(out, mic.user, at, at + len(trial.dry))
+                    room.user_gain_db(out, mic.user, at, at + len(trial.dry))
                 )
             for rec, make in makers.items():
                 if make is None:

@@ -84,7 +84,6 @@ def run(
             threading.Thread(target=_read, args=(stdin, commands), name="stdin", daemon=True).start()
             say("Type a command (help lists them); Ctrl-D ends.")
         if listener is not None and microphone is not None:
-            listener.offset_s = clock() - microphone.now_s()  # microphone time -> session time
             threading.Thread(
                 target=_listen, args=(microphone, listener, commands, clock), name="listen", daemon=True
             ).start()
@@ -185,8 +184,7 @@ def _listen(
             log.debug("still no microphone: %s", exc)
             continue
         listener.recognizer.reset()
-        listener.offset_s = clock() - microphone.now_s()
-        offset = MicOffset()  # its audio clock starts again
+        offset = MicOffset()  # its audio clock stood still while it was gone
         log.warning("the microphone is back")
         warned = False
 

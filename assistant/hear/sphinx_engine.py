@@ -367,8 +367,7 @@ def _transitions(
             arcs.append((prev, dst, p if i == 0 else 1.0, word))
             prev = dst
 
-    if phrases:
-        branch(start, phrases, 0)
+    branch(start, phrases, 0)
     for state, fillers in ((start, before), (end, after)):
         for words in fillers:
             chain(state, state, words, FILLER_P / len(fillers))

@@ -76,6 +76,7 @@ VOSK_VAD = VadSettings(pre_roll_s=0.8, post_roll_s=0.36)
 # gain. Over the cues' residual echo the barge-in grammar decodes distractors ("they",
 # "what") or nothing.
 BARGE_LEVEL_DBFS = -20.0
+BARGE_MAX_GAIN_DB = 24.0
 
 # vosk's grammar gives every entry of its list the same weight, so a word's prior grows
 # with the entries that begin with it: "start" begins 156 phrases of 2,117, "stop" 34, and
@@ -87,12 +88,11 @@ BARGE_LEVEL_DBFS = -20.0
 # stop 50 against 48, fan 46 against 39, false intents 1 and 2 of 234 in both.
 FAVOURED_COPIES = 10
 # In the barge-in grammar (a few phrases among the distractors) the one-word ones too, fewer
-# times: on the TUNE half of bench/echo.py's double-talk trials (speexdsp, 18 trials, 810 s of
+# times: on the TUNE half of bench/echo.py's double-talk trials (pyaec's speexdsp, 18 trials, 810 s of
 # cues before the user spoke) 1 copy heard 12/18 with no self-trigger, 3 copies 14/18 with
 # none, 10 copies 16/18 with one (the coach's residual heard as "pause"). The bundled voice's
 # "pause" over a cue was heard as the distractor "always" with 1 copy.
 BARGE_FAVOURED_COPIES = 3
-BARGE_MAX_GAIN_DB = 24.0
 
 ENV_MODEL = "BACKSTRETCH_VOSK_MODEL"
 UNK = "[unk]"
@@ -372,6 +372,7 @@ class VoskRecognizer:
         self._complete: Complete | None = None  # may a phrase end its utterance early?
         self._early: tuple[Segment, str] | None = None  # the decoding that ended one
         self._barge: tuple[Any, Grammar, Speaking] | None = None  # see `set_barge_in`
+        self._favoured: frozenset[str] = frozenset()  # see `set_phrases`
         log.debug("vosk grammar: %d phrases, [unk] %s", len(self.grammar.phrases), self.grammar.rejects)
 
     @classmethod
@@ -392,6 +393,7 @@ class VoskRecognizer:
         phrase `complete` approves ends after `VadSettings.early_s` of quiet. `favoured`
         phrases are entered FAVOURED_COPIES times (see there)."""
         grammar = self.model.grammar(phrases, fillers, favoured)
+        self._favoured = frozenset(favoured)
         # vosk refuses (and aborts the process on) a new grammar mid-utterance; ours only
         # decode inside `_decode`, but a reset first keeps that true whatever came before.
         self._rec.Reset()
@@ -404,11 +406,12 @@ class VoskRecognizer:
     def set_barge_in(self, phrases: Sequence[str], speaking: Speaking) -> None:
         """Decode an utterance during which `speaking(speech_start_s, speech_end_s)` (audio
         time) says the coach spoke with a grammar of `phrases` alone, from audio brought
-        up to BARGE_LEVEL_DBFS (see there for the measurement)."""
+        up to BARGE_LEVEL_DBFS (see there for the measurement); those of them `set_phrases`
+        was told to favour are entered BARGE_FAVOURED_COPIES times."""
         import vosk
 
-        grammar = self.model.grammar(phrases, None, [p for p in phrases if len(p.split()) == 1],
-                                     BARGE_FAVOURED_COPIES)  # fmt: skip
+        favoured = [p for p in phrases if p in self._favoured]
+        grammar = self.model.grammar(phrases, None, favoured, BARGE_FAVOURED_COPIES)
         rec = vosk.KaldiRecognizer(self.model.handle, RATE_HZ, grammar.json)
         rec.SetWords(True)
         self._barge = (rec, grammar, speaking)

@@ -125,33 +125,12 @@ def double_talk() -> tuple[room.Mic, Samples, Samples]:
     return mic, played, said
 
 
-def _cancelled(canceller: SpeexDspCanceller | SpeexCanceller, mic: Samples, played: Samples) -> Samples:
-    n = len(mic) // FRAME_SAMPLES * FRAME_SAMPLES
-    return np.concatenate(
-        [
-            canceller.process(mic[i : i + FRAME_SAMPLES], played[i : i + FRAME_SAMPLES])
-            for i in range(0, n, FRAME_SAMPLES)
-        ]
-    )
-
-
-def _user_gain_db(out: Samples, user: np.ndarray, start: int, stop: int) -> float:
-    """The output's least-squares gain on the user's signal at the best lag (speexdsp's
-    output is 10 ms late): residual echo, uncorrelated with the user, does not count."""
-    u = user[start:stop]
-    gains = [
-        float(np.dot(out[start + lag : stop + lag].astype(np.float64), u) / np.dot(u, u))
-        for lag in range(0, 321, 4)
-    ]
-    return float(20 * np.log10(max(max(gains), 1e-6)))
-
-
 def test_speexdsp_keeps_the_user_in_double_talk(double_talk: tuple[room.Mic, Samples, Samples]) -> None:
     """The user's "stop" over a cue comes out within a few dB (measured -3.2 dB, pyaec's
     the same); the coach alone before it is cut by 27 dB (measured)."""
     mic, played, said = double_talk
-    out = _cancelled(SpeexDspCanceller(), mic.samples, played)
-    gain = _user_gain_db(out, mic.user, USER_AT, USER_AT + len(said))
+    out = EchoStage(SpeexDspCanceller()).feed(mic.samples, played)
+    gain = room.user_gain_db(out, mic.user, USER_AT, USER_AT + len(said))
     assert gain >= -6.0
     before = slice(3 * RATE_HZ, USER_AT)  # converged, the coach alone
     cut = room.dbfs(float(np.mean(mic.samples[before].astype(np.float64) ** 2))) - room.dbfs(
@@ -166,8 +145,8 @@ def test_speexdsp_through_ctypes_agrees_with_pyaec(double_talk: tuple[room.Mic, 
     output (measured). Telling the echo state its rate, which pyaec does not, makes them
     as different as two cancellers (a difference 3 dB over the output)."""
     mic, played, _ = double_talk
-    ours = _cancelled(SpeexDspCanceller(), mic.samples, played).astype(np.float64)
-    theirs = _cancelled(SpeexCanceller(), mic.samples, played).astype(np.float64)
+    ours = EchoStage(SpeexDspCanceller()).feed(mic.samples, played).astype(np.float64)
+    theirs = EchoStage(SpeexCanceller()).feed(mic.samples, played).astype(np.float64)
     difference_db = 10 * np.log10(np.sum((ours - theirs) ** 2) / np.sum(theirs**2))
     assert difference_db <= -10.0
 

@@ -146,6 +146,14 @@ def test_starting_takes_more_than_a_lone_word(lang: IntentSet) -> None:
     assert listener.rejected == 3
 
 
+def test_the_one_word_barge_in_phrases_are_favoured(lang: IntentSet) -> None:
+    recognizer = Scripted([])
+    Listener(recognizer, lang)
+    assert recognizer.favoured == {"stop", "pause", "wait"}
+    Listener(recognizer, lang, wake_word="Hey coach")  # "hey coach stop": no lone word to favour
+    assert recognizer.favoured == set()
+
+
 def test_wake_word(lang: IntentSet) -> None:
     recognizer = Scripted([Hypothesis("pause", 1.0, 1.5, 1.8), Hypothesis("hey coach pause", 3.0, 3.5, 3.8)])
     listener = Listener(recognizer, lang, wake_word="Hey coach")

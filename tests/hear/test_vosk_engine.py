@@ -257,7 +257,6 @@ def test_speech_that_is_no_command_is_rejected(model: VoskModel, lang: IntentSet
     assert sum(1 for t in texts if t) >= len(CHATTER) // 2  # all words, no rejection path
 
 
-
 def test_a_lone_stop_is_heard_through_the_listener(model: VoskModel, lang: IntentSet) -> None:
     """The bundled voice's "stop", said alone: vosk's grammar weighs every entry alike, and
     "start" begins 156 phrases to "stop"'s 34, so it was heard as "start" (and dropped, a
@@ -271,6 +270,7 @@ def test_a_lone_stop_is_heard_through_the_listener(model: VoskModel, lang: Inten
     assert heard == ["stop"]
     rec.set_phrases(lang.phrases(), fillers=lang.fillers)  # nothing favoured: as it was
     assert [h.text for h in stream(rec, audio)] == ["start"]
+
 
 # -- streaming ---------------------------------------------------------------------
 

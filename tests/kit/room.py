@@ -151,6 +151,18 @@ def speaker(x: npt.NDArray[np.floating] | Samples, drive: float) -> Floats:
     return np.tanh(v / FULL_SCALE * drive) * FULL_SCALE / drive
 
 
+def user_gain_db(out: Samples, user: np.ndarray, start: int, stop: int) -> float:
+    """The output's least-squares gain on the user's signal between `start` and `stop`, at
+    the canceller's own delay (up to 20 ms: AEC3 delays by 8 ms, speexdsp by 10)."""
+    u = user[start:stop]
+    best = 0.0
+    for lag in range(0, 321, 4):
+        o = out[start + lag : stop + lag].astype(np.float64)
+        if len(o) == len(u):
+            best = max(best, float(np.dot(o, u) / max(float(np.dot(u, u)), 1e-9)))
+    return float(20 * np.log10(max(best, 1e-6)))
+
+
 class PinkNoise:
     """Steady pink noise in blocks, continuous across calls, at `dbfs` (rms)."""
 
