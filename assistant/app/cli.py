@@ -81,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--mute", action="store_true", help="print cues instead of speaking them")
     run.add_argument(
         "--no-echo-cancel", dest="echo_cancel", action="store_false",
-        help="with --in: hear the recording as it is (by default the coach's own voice is cancelled in it)",
+        help="hear the microphone (or the --in recording) as it is; by default the coach's own voice "
+        "is cancelled in it, so that it can be interrupted while it speaks",
     )  # fmt: skip
     run.add_argument(
         "--out",
@@ -343,7 +344,7 @@ def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, 
         speaker=not virtual and not args.mute,
         listen=not args.text and args.script is None,
         store=not virtual,  # a live session's place survives a restart; a simulated one leaves no trace
-        echo=args.in_wav is not None and args.echo_cancel,  # (only when the coach has a voice)
+        echo=args.echo_cancel,  # (when the coach has a voice and listens)
         out=args.out,
         timeline=args.timeline,
         transcript=None if args.quiet else sys.stdout,
@@ -360,6 +361,7 @@ def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, 
             supervisor.run(
                 session, pipeline.player, pipeline.store, listener, config.input_device, utterances,
                 stdin=sys.stdin if args.text else None, say=lambda text: print(text, file=sys.stderr),
+                echo=pipeline.live_echo,
             )  # fmt: skip
         finally:
             pipeline.close()  # the cue worker, even when the session never began (Ctrl-C)

@@ -40,6 +40,7 @@ from assistant.coach.intents import Reply
 from assistant.coach.session import Session
 from assistant.errors import DeviceError
 from assistant.hear.capture import Microphone
+from assistant.hear.echo import LiveEcho
 from assistant.hear.listen import Listener
 from assistant.speak.playback import Player
 
@@ -63,8 +64,10 @@ def run(
     script: Sequence[Utterance] = (),
     stdin: IO[str] | None = None,
     say: Callable[[str], None] = lambda text: None,
+    echo: LiveEcho | None = None,
 ) -> bool:
-    """Run a live session until it ends, the input ends, or the user interrupts.
+    """Run a live session until it ends, the input ends, or the user interrupts; with
+    `echo` (the player's tap), the coach's own voice is cancelled in the microphone.
     Returns True when it was interrupted with the session still under way."""
     commands: queue.Queue[Heard | None] = queue.Queue()
     previous = signal.signal(signal.SIGTERM, _sigterm)
@@ -85,7 +88,7 @@ def run(
             say("Type a command (help lists them); Ctrl-D ends.")
         if listener is not None and microphone is not None:
             threading.Thread(
-                target=_listen, args=(microphone, listener, commands, clock), name="listen", daemon=True
+                target=_listen, args=(microphone, listener, commands, clock, echo), name="listen", daemon=True
             ).start()
             say("Listening: say start back stretch.")  # from the start: before the first words
         begin(session, store, listener is not None, say, tell, clock)
@@ -162,15 +165,17 @@ def _listen(
     listener: Listener,
     commands: queue.Queue[Heard | None],
     clock: Callable[[], float],
+    echo: LiveEcho | None = None,
 ) -> None:
-    """The listening thread. A microphone that vanishes is tried again every second;
-    the session goes on meanwhile (typed commands and the coach are unaffected)."""
+    """The listening thread: the microphone, the coach's voice cancelled in it (`echo`),
+    the listener. A microphone that vanishes is tried again every second; the session
+    goes on meanwhile (typed commands and the coach are unaffected)."""
     warned = False
     offset = MicOffset()
     for chunk in microphone.chunks(timeout_s=MIC_RETRY_S):
         if chunk is not None:
             listener.offset_s = offset.update(clock() - chunk.end_s, chunk.end_s)
-            for command in listener.feed(chunk):
+            for command in listener.feed(chunk if echo is None else echo.clean(chunk)):
                 commands.put(Heard(command.text, command.fired_s, command.speech_end_s))
             continue
         if microphone.active():

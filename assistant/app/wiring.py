@@ -33,7 +33,8 @@ from assistant.coach.events import Sink
 from assistant.coach.intents import IntentSet
 from assistant.coach.routine import Routine
 from assistant.coach.session import Session
-from assistant.hear.echo import open_canceller
+from assistant.errors import DeviceError
+from assistant.hear.echo import LiveEcho, open_canceller
 from assistant.hear.engines import open_recognizer
 from assistant.hear.listen import Listener
 from assistant.hear.recognizer import Recognizer
@@ -59,7 +60,9 @@ class Needs:
     out: Path | None = None  # render the coach's voice into this WAV
     timeline: Path | None = None  # every event as JSON Lines
     transcript: IO[str] | None = None  # what is said and heard, as it happens
-    echo: bool = False  # offline: cancel the coach's rendered voice in the recording (needs `voice`)
+    # Cancel the coach's own voice in what is heard (needs `voice`): live, the blocks the
+    # player hands the device; offline, the coach's rendered output.
+    echo: bool = False
     # The bench brings a recogniser of its own (to measure the model's memory apart, say).
     recognizer: Callable[[Sequence[str]], Recognizer] | None = field(default=None, compare=False)
 
@@ -74,7 +77,8 @@ class Pipeline:
     player: Player | None = None
     listener: Listener | None = None
     store: ProgressStore | None = None
-    echo: OfflineEcho | None = None  # with Needs.echo: hand it to run_audio
+    echo: OfflineEcho | None = None  # with Needs.echo, offline: hand it to run_audio
+    live_echo: LiveEcho | None = None  # with Needs.echo, live: the player's tap; hand it to the supervisor
 
     def close(self) -> None:
         """Stop the cue cache's worker (idempotent; a session's end closes it too)."""
@@ -181,8 +185,11 @@ def _connect(
         schedulers=[player] if player is not None else [],
         prefetch=player.cache.prefetch if player is not None else lambda texts: None,
     )  # fmt: skip
-    echo = None
-    if needs.echo and cache is not None:
+    echo = live_echo = None
+    if needs.echo and needs.listen and player is not None:
+        live_echo = open_live_echo()
+        player.tap = live_echo
+    elif needs.echo and needs.listen and cache is not None:
         output = OutputTrack(cache, config.volume, RATE_HZ)
         sinks.append(output)
         echo = OfflineEcho(open_canceller(), output)
@@ -192,4 +199,15 @@ def _connect(
             lambda phrases: open_recognizer(config.stt_engine, phrases, config.vosk_model)
         )
         listener = Listener(make(language.phrases()), language, session.track, config.wake_word)
-    return Pipeline(dialogue, session, cache, player, listener, store, echo)
+    return Pipeline(dialogue, session, cache, player, listener, store, echo, live_echo)
+
+
+def open_live_echo() -> LiveEcho | None:
+    """The live echo canceller, or None, with a warning, when it cannot be had: the coach
+    still works, but hears only commands said between its cues (and barge-in phrases
+    louder than its own voice)."""
+    try:
+        return LiveEcho(open_canceller())
+    except DeviceError as exc:
+        log.warning("%s; until then, say commands between the coach's cues", exc)
+        return None

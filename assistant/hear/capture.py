@@ -11,6 +11,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from assistant.speak.devices import open_stream
 from assistant.speak.wav import stream_wav
 
 log = logging.getLogger(__name__)
+_monotonic = time.monotonic  # the callback's `time` argument hides the module
 
 CHUNK_FRAMES = 480  # 30 ms at 16 kHz: short enough for a quick endpoint
 
@@ -31,6 +33,11 @@ CHUNK_FRAMES = 480  # 30 ms at 16 kHz: short enough for a quick endpoint
 class Chunk:
     samples: Samples  # 16 kHz mono
     end_s: float  # audio time at the chunk's end
+    # From a microphone, when its first sample was heard: PortAudio's ADC time (0 when the
+    # host API does not know it), and by the callback's own clock (time.monotonic, less the
+    # stream's latency). The live echo canceller aligns the coach's output with them.
+    adc_s: float = 0.0
+    clock_s: float = 0.0
 
 
 def wav_chunks(path: Path) -> Iterator[Chunk]:
@@ -66,9 +73,10 @@ class Microphone:
 
     def __init__(self, device: str | None) -> None:
         self.device = device
-        self._queue: queue.Queue[Samples | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Samples, float, float] | None] = queue.Queue()
         self._stream: Any = None
         self._resampler: Any = None
+        self._latency_s, self._rate_hz = 0.0, RATE_HZ  # the open stream's, for the callback
         self._frames = 0  # 16 kHz frames delivered: the microphone's audio clock
         self._closed = threading.Event()  # closed on purpose: not to be reopened
         self._lock = threading.Lock()  # one open or close at a time
@@ -88,6 +96,7 @@ class Microphone:
             samplerate=rate, channels=1, dtype="int16", device=device, blocksize=blocksize,
             callback=self._callback, finished_callback=lambda: self._queue.put(None),
         )  # fmt: skip
+        self._latency_s, self._rate_hz = float(stream.latency), rate
         stream.start()
         log.info("microphone %s at %d Hz", stream.device, rate)
         return stream
@@ -95,24 +104,27 @@ class Microphone:
     def _callback(self, indata: Any, frames: int, time: Any, status: Any) -> None:
         if status.input_overflow:
             self.overflows += 1
-        self._queue.put(indata[:, 0].copy())  # no work here: the listener thread resamples
+        heard = _monotonic() - self._latency_s - frames / self._rate_hz
+        # No work here: the listener thread resamples.
+        self._queue.put((indata[:, 0].copy(), float(time.inputBufferAdcTime), heard))
 
     def chunks(self, timeout_s: float = 1.0) -> Iterator[Chunk | None]:
         """Chunks as they come; None when nothing came within `timeout_s` (or the device
         went away), so the caller can check on things and carry on. Ends once closed."""
         while not self._closed.is_set():
             try:
-                block = self._queue.get(timeout=timeout_s)
+                item = self._queue.get(timeout=timeout_s)
             except queue.Empty:
                 yield None
                 continue
-            if block is None:
+            if item is None:
                 yield None
                 continue
+            block, adc_s, clock_s = item
             if self._resampler is not None:
                 block = np.asarray(self._resampler.resample_chunk(block), dtype=np.int16)
             self._frames += len(block)
-            yield Chunk(block, self._frames / RATE_HZ)
+            yield Chunk(block, self._frames / RATE_HZ, adc_s, clock_s)
 
     def reopen(self) -> None:
         """Open the device again after it vanished. The audio clock stood still while it

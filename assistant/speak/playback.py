@@ -39,7 +39,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -57,7 +57,11 @@ log = logging.getLogger(__name__)
 _monotonic = time.monotonic  # the callback's `time` argument hides the module
 
 BLOCK_FRAMES = 1024  # ~46 ms at 22050 Hz; helper measurements: exact onsets, no underflows
-LATENCY = "high"
+# The device's buffer, seconds. PortAudio's "high" was 93 ms on PulseAudio: with piper making
+# cues, or another busy process, the stream underran dozens of times a minute (43 in one
+# 100 s session), and each underrun moves the echo's path under the live canceller
+# (hear/echo.py); at 0.2 s, a few. A cut is heard up to this much after it is decided.
+LATENCY = 0.2
 
 # The DAC time against the frame count (see the module docstring). Measured on PulseAudio:
 # the lag is steady to 0.1 ms on a quiet machine, but wanders by up to 12 ms on a loaded one
@@ -75,6 +79,18 @@ class Clip:
 
     samples: Samples
     volume: float
+
+
+class OutputTap(Protocol):
+    """Who is handed every block the player gives the device (the live echo canceller's
+    reference): called in the audio callback, so it must only store it."""
+
+    def played(self, dac_s: float, clock_s: float, block: Samples, rate_hz: int, frame: int) -> None:
+        """`block` (int16 at `rate_hz`) goes to the device now; its first sample sounds at
+        `dac_s` (PortAudio's DAC time; 0 when unknown) or, by time.monotonic, `clock_s`. It
+        is the player's session `frame`: frames skipped since the last block are silence the
+        device played (an underrun), and made-up silence (after it dropped audio) is left out."""
+        ...
 
 
 class Player:
@@ -110,6 +126,8 @@ class Player:
         self.late_clips = 0
         self.first_sound: float | None = None  # time.monotonic() when speech first went to the device
         self._first_reported = False
+        self.tap: OutputTap | None = None  # handed every block played
+        self._latency_s = 0.0  # the open stream's output latency
 
     # -- the session clock ------------------------------------------------------
 
@@ -154,6 +172,7 @@ class Player:
             samplerate=rate, channels=1, dtype="int16", device=device,
             blocksize=self.block_frames, latency=LATENCY, callback=self._callback,
         )  # fmt: skip
+        self._latency_s = float(stream.latency)
         stream.start()
         log.info("output %s at %d Hz, latency %.0f ms", stream.device, rate, stream.latency * 1000)
         return stream
@@ -272,6 +291,12 @@ class Player:
             self._track.forget_before(end)
             self._frames = end
         outdata[:, 0] = block
+        if self.tap is not None:
+            dac_s, late_s = float(time.outputBufferDacTime), silent / self.rate_hz
+            dac_s = dac_s + late_s if dac_s > 0 else 0.0
+            self.tap.played(
+                dac_s, _monotonic() + self._latency_s + late_s, block[silent:], self.rate_hz, start
+            )
 
     def _follow_dac(self, dac_s: float, underflow: bool) -> None:
         """Compare the DAC time of the block about to be handed out with the frames handed

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import numpy as np
 import pytest
 
 from assistant.hear.listen import TAIL_S
+from assistant.pcm import Audio
 from assistant.speak import playback, voices
 from assistant.speak.cache import CueCache
 from assistant.speak.tts import SpeechSettings, Synthesizer
@@ -44,20 +46,24 @@ AFTER_S = TAIL_S + 0.4
 ROUTINE = SHORT_CUES + "coaching: {full_reps: 0, form_at_reps: [], aim_at_rep: 0, settle_s: 1}\n"
 
 
+RUNS: list[subprocess.Popen[str]] = []  # every program started, ended by the `home` fixture
+
+
 class Run:
     """A live `backstretch run` and its timeline, watched from outside."""
 
-    def __init__(self, home: Path, name: str, *extra: str) -> None:
+    def __init__(self, home: Path, name: str, *extra: str, routine_text: str = ROUTINE) -> None:
         self.home = home
         self.timeline = home / f"{name}.jsonl"
-        routine = home / "e2e.yaml"
-        routine.write_text(ROUTINE)
+        routine = home / f"{name}.yaml"
+        routine.write_text(routine_text)
         # The test session's cue cache: the cues are synthesised by the first run only.
         env = {**os.environ, "XDG_CONFIG_HOME": str(home / "config"), "XDG_STATE_HOME": str(home / "state"),
                "XDG_DATA_HOME": str(home / "data")}  # fmt: skip
         command = [str(Path(sys.executable).parent / "backstretch"), "-v", "run", "--routine", str(routine),
                    "--timeline", str(self.timeline), "--quiet", *extra]  # fmt: skip
         self.proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        RUNS.append(self.proc)
         self.stderr: list[str] = []
         self.seen: dict[int, float] = {}  # event number -> when the test first saw it (wall clock)
         self.reader = threading.Thread(target=self._read_stderr, daemon=True)
@@ -65,8 +71,11 @@ class Run:
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr.append(line)
+        with (self.home / f"{self.timeline.stem}.log").open("w") as log:  # kept for a failure
+            for line in self.proc.stderr:
+                self.stderr.append(line)
+                log.write(line)
+                log.flush()
 
     def wait_listening(self, timeout_s: float = 120.0) -> None:
         """Until it listens and its first words (the greeting, or an offer to carry on) have
@@ -77,6 +86,12 @@ class Run:
             time.sleep(0.05)  # the program loads its voice and recogniser
         events = self.wait_for(lambda ev: any(e["event"] == "say" for e in ev), timeout_s)
         self.wait_quiet(events)
+
+    def wait_log(self, what: Callable[[str], bool], timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not any(what(line) for line in self.stderr):
+            assert self.proc.poll() is None and time.monotonic() < deadline, "".join(self.stderr[-30:])
+            time.sleep(0.1)  # a real-time process, watched from outside
 
     def events(self) -> list[Event]:
         if not self.timeline.exists():
@@ -136,6 +151,15 @@ def say(wav: Path) -> None:
 @pytest.fixture
 def home(tmp_path: Path, pulse: PulseServer) -> Iterator[Path]:
     yield tmp_path
+    while RUNS:  # a test that failed left its program running: it must not speak over the next
+        proc = RUNS.pop()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def test_start_pause_resume_stop_by_voice(home: Path, listener: Callable[[str], Path]) -> None:
@@ -243,3 +267,112 @@ def test_the_audio_devices_vanish_mid_session(
         (b["side"], b["rep"]) for a, b in zip(states[1:], states, strict=False) if a["done"] == b["done"] + 1
     ]
     assert done[:2] == [("left", 1), ("left", 2)]  # every rep once, in order, across the gap
+
+
+# The coach's own long cues (the bundled routine's breath out, about 7 s) over which the user
+# speaks; short cues before them, so that the session gets there soon.
+LONG_CUES = (SHORT_CUES.replace("reps_per_side: 3", "reps_per_side: 8")
+             + "coaching: {full_reps: 8, form_at_reps: [], aim_at_rep: 0, settle_s: 1}\n")  # fmt: skip
+CANCELLED = re.compile(r"echo cancelled: ([\d.]+) dB")  # assistant/hear/echo.py's report
+CONVERGED_DB = 25.0
+ECHO_DB = 20.0  # the coach's voice in the microphone, over the user's
+INTO_CUE_S = 1.0  # the user speaks this long after seeing a cue decided (it is decided ahead)
+
+
+def long_cues(events: list[Event]) -> list[int]:
+    return [i for i, e in enumerate(events) if str(e.get("text", "")).startswith("Breathe out")]
+
+
+def active_rms(samples: np.ndarray) -> float:
+    """RMS over the 20 ms frames within 30 dB of the loudest: the level of the speech."""
+    frames = samples[: len(samples) // 320 * 320].astype(np.float64).reshape(-1, 320)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    return float(np.sqrt(np.mean(rms[rms > rms.max() / 31.6] ** 2)))
+
+
+def test_pause_said_over_the_coachs_voice_with_its_echo_in_the_microphone(
+    home: Path, pulse: PulseServer, listener: Callable[[str], Path]
+) -> None:
+    """Full duplex (issue 13): the speaker's monitor fed back into the microphone, the coach's
+    voice there 20 dB over the user's. "pause" said over a cue is heard (the coach's voice is
+    cancelled with what the player handed the device), the cue is cut at once, the coach
+    stays silent while paused, resumes at the same rep, and stops."""
+    # The user's words scaled to ECHO_DB under the coach's voice (the loopback passes it at 0 dB).
+    cache = CueCache(Synthesizer(voices.resolve(voices.DEFAULT_VOICE), SpeechSettings()))
+    coach = active_rms(cache.get("Breathe out, and pull your thigh as close to your chest and belly "
+                                 "as you can.").samples)  # fmt: skip
+    quiet: dict[str, Path] = {}
+    for text in ("start back stretch", "pause", "resume", "stop"):
+        loud = read_wav(listener(text))
+        scale = coach / active_rms(loud.samples) * 10 ** (-ECHO_DB / 20)
+        quiet[text] = home / f"quiet-{text.replace(' ', '_')}.wav"
+        write_wav(quiet[text], Audio(np.round(loud.samples * scale).astype(np.int16), loud.rate_hz))
+    loopback = pulse.pactl(
+        "load-module",
+        "module-loopback",
+        "source=spk.monitor",
+        "sink=micsink",
+        "latency_msec=100",
+        "adjust_time=0",
+    ).strip()
+    recording = home / "speaker.wav"
+    try:
+        with Recorder(recording):
+            run = Run(home, "duplex", routine_text=LONG_CUES)
+            run.wait_listening()
+            # Until its cues are made: piper on both cores starves the output stream (underruns
+            # that move the echo's path faster than a canceller follows; a machine's first
+            # minute, once, in real use).
+            run.wait_log(lambda line: line.startswith("preparing") and line.rstrip().endswith("done"))
+            say(quiet["start back stretch"])
+            # Over the next long cue once the canceller has learnt the room (it reports what it
+            # removes every 10 s of the coach's voice; an underrun or two set it back).
+            run.wait_log(
+                lambda line: (m := CANCELLED.search(line)) is not None and float(m[1]) >= CONVERGED_DB
+            )
+            before = len(long_cues(run.events()))
+            events = run.wait_for(lambda ev: len(long_cues(ev)) > before)
+            cue = long_cues(events)[before]
+            time.sleep(max(0.0, run.seen[cue] + INTO_CUE_S - time.monotonic()))
+            say(quiet["pause"])
+            run.wait_for(lambda ev: any(e["event"] == "state" and e["state"] == "paused" for e in ev))
+            time.sleep(4.0)  # the coach must stay silent: 4 s of real time
+            say(quiet["resume"])
+            events = run.wait_for(lambda ev: any(str(e.get("text", "")).startswith("Resuming") for e in ev))
+            before = len(long_cues(events))  # "stop" over the coach too
+            events = run.wait_for(lambda ev: len(long_cues(ev)) > before)
+            time.sleep(max(0.0, run.seen[long_cues(events)[before]] + INTO_CUE_S - time.monotonic()))
+            say(quiet["stop"])
+            run.wait_for(lambda ev: any(e["event"] == "say" and e["kind"] == "stopped" for e in ev))
+            run.wait_quiet(run.events())  # the summary plays
+            run.proc.send_signal(signal.SIGTERM)
+            stderr = run.finish()
+    finally:
+        pulse.pactl("unload-module", loopback)
+    assert run.proc.returncode == 0, stderr
+    events = run.events()
+    intents = [e for e in events if e["event"] == "intent"]
+    assert [e["name"] for e in intents] == ["start", "pause", "resume", "stop"], stderr
+    long_cue = events[cue]
+    pause = intents[1]
+    cue_start, cue_end = float(long_cue["t"]), float(long_cue["t"]) + float(long_cue["duration"])  # type: ignore[arg-type]
+    # Said over the cue: the command's speech ended while the coach was still speaking it.
+    assert cue_start < float(pause["speech_end"]) < cue_end, (pause, long_cue, stderr)  # type: ignore[arg-type]
+    # ... and the cue cut at once: within a quarter second of the command being heard.
+    cut = next(float(e["t"]) for e in events if e["event"] == "cut" and float(e["t"]) > cue_start)  # type: ignore[arg-type]
+    assert cut - float(pause["t"]) < 0.25 and cut < cue_end, (cut, pause, stderr)  # type: ignore[arg-type]
+    paused = next(e for e in events if e["event"] == "state" and e["state"] == "paused")
+    resumed = next(e for e in events if str(e.get("text", "")).startswith("Resuming"))
+    spelled = ["zero", "one", "two", "three"][int(paused["rep"])]  # type: ignore[call-overload]
+    assert f"rep {spelled}" in str(resumed["text"]), resumed
+    resume_t = float(intents[2]["t"])  # type: ignore[arg-type]
+    assert not [
+        e for e in events if e["event"] == "say" and float(paused["t"]) + 3.0 < float(e["t"]) < resume_t
+    ]  # type: ignore[arg-type]
+    # What the speaker played: silence while paused, apart from the "Paused." reply.
+    heard = read_wav(recording)
+    offset, _, _ = cue_errors(heard, events, cache.get, stderr)  # type: ignore[arg-type]
+    quiet_from = round((float(paused["t"]) + 3.0 + offset) * heard.rate_hz)  # type: ignore[arg-type]
+    assert np.abs(heard.samples[quiet_from : round((resume_t + offset) * heard.rate_hz)]).max() < 300
+    # The canceller ran on the live streams, and took the coach's voice down.
+    assert "echo canceller: speexdsp" in stderr, stderr
