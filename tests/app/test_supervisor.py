@@ -289,3 +289,20 @@ def test_the_microphone_offset_is_the_least_lag_and_follows_drift() -> None:
     t0 = 401 * chunk_s
     got = [offset.update(0.055 + 0.001 * i * chunk_s, t0 + i * chunk_s) for i in range(n)]
     assert got[-1] == pytest.approx(0.055 + 0.001 * (n - 1) * chunk_s - 0.001 * OFFSET_WINDOW_S, abs=0.002)
+
+
+def test_without_speexdsp_the_live_coach_still_runs_and_says_why_it_cannot_be_interrupted(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No libspeexdsp on the machine: a warning naming the package, and no canceller (the
+    coach hears commands between its cues, as before); not a refusal to start."""
+    from assistant.app import wiring
+    from assistant.errors import DeviceError
+
+    def missing(engine: str = "speexdsp") -> object:
+        raise DeviceError("speexdsp (libspeexdsp.so.1) is not installed; install it with apt")
+
+    monkeypatch.setattr(wiring, "open_canceller", missing)
+    with caplog.at_level("WARNING"):
+        assert wiring.open_live_echo() is None
+    assert "libspeexdsp" in caplog.text and "between the coach's cues" in caplog.text

@@ -3,6 +3,7 @@ microphone, and the microphone itself with its callback called as PortAudio woul
 
 from __future__ import annotations
 
+import time
 import tracemalloc
 import wave
 from pathlib import Path
@@ -47,10 +48,11 @@ def test_an_empty_wav_gives_no_chunk(tmp_path: Path) -> None:
     assert list(wav_chunks(tmp_path / "e.wav")) == []
 
 
-def _block(samples: np.ndarray, mic: Microphone, overflow: bool = False) -> None:
-    """PortAudio's side: one block into the microphone's callback."""
+def _block(samples: np.ndarray, mic: Microphone, overflow: bool = False, adc_s: float = 0.0) -> None:
+    """PortAudio's side: one block into the microphone's callback, heard at `adc_s`."""
     status = SimpleNamespace(input_overflow=overflow)
-    mic._callback(samples.reshape(-1, 1).copy(), len(samples), None, status)
+    when = SimpleNamespace(inputBufferAdcTime=adc_s)
+    mic._callback(samples.reshape(-1, 1).copy(), len(samples), when, status)
 
 
 def _take(mic: Microphone, n: int) -> list[Chunk | None]:
@@ -70,9 +72,13 @@ def test_the_microphone_clock_counts_what_it_delivered(fake: FakeSounddevice) ->
     mic.open()
     samples = tone(RATE_HZ, 0.09)
     for i in range(3):
-        _block(samples[i * CHUNK_FRAMES : (i + 1) * CHUNK_FRAMES], mic, overflow=i == 1)
+        _block(samples[i * CHUNK_FRAMES : (i + 1) * CHUNK_FRAMES], mic, overflow=i == 1, adc_s=50.0 + i)
     chunks = _take(mic, 4)
     assert [c.end_s for c in chunks[:3] if c is not None] == pytest.approx([0.03, 0.06, 0.09])
+    # Each chunk keeps when it was heard, for the echo canceller: PortAudio's ADC time, and
+    # by the callback's clock (less the stream's latency and the block's length).
+    assert [c.adc_s for c in chunks[:3] if c is not None] == [50.0, 51.0, 52.0]
+    assert all(c is not None and c.clock_s < time.monotonic() - 0.05 for c in chunks[:3])
     assert np.array_equal(np.concatenate([c.samples for c in chunks[:3] if c is not None]), samples)
     assert chunks[3] is None  # nothing came within the timeout: the caller may check on things
     assert mic.now_s() == pytest.approx(0.09) and mic.overflows == 1
