@@ -217,6 +217,7 @@ class EchoStage:
         self.canceller = canceller
         self._capture = np.zeros(0, np.int16)
         self._reference = np.zeros(0, np.int16)
+        self.fed = np.zeros(0, np.int16)  # the capture whose cleaned frames `feed` last returned
 
     def feed(self, capture: Samples, reference: Samples) -> Samples:
         if len(capture) != len(reference):
@@ -229,6 +230,7 @@ class EchoStage:
             for i in range(0, whole, FRAME_SAMPLES)
         ]
         self._capture, self._reference = cap[whole:], ref[whole:]
+        self.fed = cap[:whole]
         return np.concatenate(out) if out else np.zeros(0, np.int16)
 
     @property
@@ -258,6 +260,9 @@ JUMP_S = 0.04  # a stamp this far from the samples' count is a real step (an und
 NUDGE_S = 0.01  # ... a smoothed difference this large is drift, followed in a step of its size
 SMOOTH_S = 20.0  # the smoothing of the difference between stamps and counts (a time constant)
 KEEP_S = 2.0  # reference audio kept behind the newest sample asked for
+CONVERGENCE_S = 1.0  # the echo removed is judged over the last this much of the coach's voice:
+LEARNT_DB = 20.0  # ... this much and the cleaned microphone is heard (the user 20 dB under the
+LOST_DB = 12.0  # coach is then over its residue); under this, the microphone as it is
 REPORT_S = 10.0  # how much of the coach's voice each log of the echo removed covers
 SPEAKING_PEAK = 1000  # a reference chunk peaking above this (int16) is the coach speaking
 TRACK_S = 1.0  # the echo's delay is measured over this much capture ...
@@ -353,6 +358,13 @@ class LiveEcho:
         # What it removes while the coach speaks (logged every REPORT_S of the coach's voice)
         self._energy = [0.0, 0.0, 0]  # capture, cleaned, samples
         self.removed_db: float | None = None
+        # Whether the canceller has learnt the echo: until it has (and when an underrun or a
+        # moved device sets it back), its output has the coach's voice garbled, in which the
+        # barge-in grammar once heard "hang on" (PulseAudio test, 10 dB down); the microphone
+        # as it is, the coach's clear voice, it does not (bench section 9: 0 in 840 s).
+        self._recent_power: deque[tuple[float, float, int]] = deque()  # energies in, out; samples
+        self.erle_db = 0.0
+        self.converged = False
 
     # -- the output callback's side -------------------------------------------------
 
@@ -378,15 +390,35 @@ class LiveEcho:
         self._captured += n
         self._follow_delay(chunk.samples)
         cleaned = self.stage.feed(chunk.samples, reference)
-        self._measure(chunk.samples, cleaned, reference)
-        return Chunk(cleaned, chunk.end_s - self.stage.pending / RATE_HZ)
+        raw = self.stage.fed
+        self._measure(raw, cleaned, reference)
+        heard = cleaned if self.converged else raw
+        return Chunk(heard, chunk.end_s - self.stage.pending / RATE_HZ)
 
     def _measure(self, capture: Samples, cleaned: Samples, reference: Samples) -> None:
-        """Echo removed while the coach spoke: capture power over cleaned power, in dB."""
+        """Echo removed while the coach spoke: capture power over cleaned power, in dB; and
+        whether the canceller has learnt the echo (`converged`)."""
         if not len(cleaned) or np.abs(reference).max(initial=0) < SPEAKING_PEAK:
             return
-        self._energy[0] += float(np.square(capture.astype(np.float64)).sum())
-        self._energy[1] += float(np.square(cleaned.astype(np.float64)).sum())
+        power_in = float(np.mean(np.square(capture.astype(np.float64))))
+        power_out = float(np.mean(np.square(cleaned.astype(np.float64))))
+        self._recent_power.append((power_in * len(cleaned), power_out * len(cleaned), len(cleaned)))
+        while sum(n for _, _, n in self._recent_power) > CONVERGENCE_S * RATE_HZ:
+            self._recent_power.popleft()
+        total_in = sum(p for p, _, _ in self._recent_power)
+        total_out = sum(p for _, p, _ in self._recent_power)
+        self.erle_db = 10 * float(np.log10((total_in + 1.0) / (total_out + 1.0)))
+        if self.converged != (self.erle_db >= (LOST_DB if self.converged else LEARNT_DB)):
+            self.converged = not self.converged
+            if self.converged:
+                log.info(
+                    "echo canceller: the coach's voice is %.0f dB down; it can be interrupted", self.erle_db
+                )
+            else:
+                log.info("echo canceller: only %.0f dB down; the microphone is heard as it is until "
+                         "the canceller has learnt the echo again", self.erle_db)  # fmt: skip
+        self._energy[0] += power_in * len(cleaned)
+        self._energy[1] += power_out * len(cleaned)
         self._energy[2] += len(cleaned)
         if self._energy[2] >= REPORT_S * RATE_HZ:
             captured, left = self._energy[0] + 1.0, self._energy[1] + 1.0
