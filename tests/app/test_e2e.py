@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -88,8 +89,11 @@ class Run:
         self.wait_quiet(events)
 
     def wait_log(self, what: Callable[[str], bool], timeout_s: float = 120.0) -> None:
+        self.wait_for_log(lambda log: any(what(line) for line in log), timeout_s)
+
+    def wait_for_log(self, what: Callable[[list[str]], bool], timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
-        while not any(what(line) for line in self.stderr):
+        while not what(list(self.stderr)):
             assert self.proc.poll() is None and time.monotonic() < deadline, "".join(self.stderr[-30:])
             time.sleep(0.1)  # a real-time process, watched from outside
 
@@ -277,6 +281,18 @@ ECHO_DB = 20.0  # the coach's voice in the microphone, over the user's
 INTO_CUE_S = 1.0  # the user speaks this long after seeing a cue decided (it is decided ahead)
 
 
+CANCELLED = re.compile(r"echo cancelled: ([\d.]+) dB")  # assistant/hear/echo.py's reports
+LEARNT, LOST = "it can be interrupted", "until the canceller has learnt the echo again"
+
+
+def learnt(log: list[str]) -> bool:
+    """The canceller's last report of the echo removed is 25 dB or more, and it last said that
+    it has learnt the echo (not that it lost it)."""
+    reports = [float(m[1]) for line in log if (m := CANCELLED.search(line))]
+    changes = [line for line in log if LEARNT in line or LOST in line]
+    return bool(reports) and reports[-1] >= 25.0 and bool(changes) and LEARNT in changes[-1]
+
+
 def long_cues(events: list[Event]) -> list[int]:
     return [i for i, e in enumerate(events) if str(e.get("text", "")).startswith("Breathe out")]
 
@@ -325,7 +341,7 @@ def test_pause_said_over_the_coachs_voice_with_its_echo_in_the_microphone(
             say(quiet["start back stretch"])
             # Over the next long cue once the canceller has learnt the room (until then the
             # microphone is heard as it is; an underrun or two set it back).
-            run.wait_log(lambda line: "it can be interrupted" in line)
+            run.wait_for_log(learnt)
             before = len(long_cues(run.events()))
             events = run.wait_for(lambda ev: len(long_cues(ev)) > before)
             cue = long_cues(events)[before]
