@@ -6,7 +6,8 @@ async. Who does what:
 
     output callback (PortAudio)   mixes the scheduled cues; holds a lock for microseconds
     input callback (PortAudio)    copies each 30 ms block into a queue, nothing more
-    listening thread              queue -> resampling -> recogniser -> Listener -> commands
+    listening thread              queue -> resampling -> echo canceller -> recogniser -> Listener
+                                  -> commands (the output callback hands the canceller its blocks)
     stdin thread (--text)         typed lines -> commands
     main thread                   the only one that touches the dialogue: commands in the
                                   order they came, from one queue; the clock; the watchdogs

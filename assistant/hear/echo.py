@@ -24,8 +24,8 @@ the capture with the echo removed.
   keeping the remainder between calls; the caller says which reference goes with them.
 
 The offline runner (`backstretch run --in`) uses the coach's own rendered output as the
-reference (assistant/app/offline.py). The live path (player -> reference queue,
-capture -> stage) is not wired yet: see the notes in README, "Echo cancellation".
+reference (assistant/app/offline.py); live, `LiveEcho` takes the blocks the player hands
+the device and aligns them with the microphone's (README, "Echo cancellation").
 """
 
 from __future__ import annotations
