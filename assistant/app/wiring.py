@@ -176,16 +176,17 @@ def _connect(
     store = ProgressStore(dialogue, lock=lock) if needs.store else None
     if store is not None:
         sinks.append(store)
+    echo = None
+    if needs.echo and cache is not None:
+        # A sink before the session is made: the session keeps its own copy of the list.
+        output = OutputTrack(cache, config.volume, RATE_HZ)
+        sinks.append(output)
+        echo = OfflineEcho(open_canceller(), output)
     session = Session(
         dialogue, language, sinks,
         schedulers=[player] if player is not None else [],
         prefetch=player.cache.prefetch if player is not None else lambda texts: None,
     )  # fmt: skip
-    echo = None
-    if needs.echo and cache is not None:
-        output = OutputTrack(cache, config.volume, RATE_HZ)
-        sinks.append(output)
-        echo = OfflineEcho(open_canceller(), output)
     listener = None
     if needs.listen:
         make = needs.recognizer or (
