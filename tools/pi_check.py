@@ -4,8 +4,9 @@ A Debian bookworm arm64 root is built with debootstrap and run with qemu-user-st
 (binfmt_misc), the way Raspberry Pi OS (64-bit) bookworm runs: same Debian release, same
 Python 3.11, same aarch64 wheels from PyPI. The project is installed there from its wheel,
 built here, with its dependencies from PyPI, and then run: `backstretch demo`,
-`backstretch run --in` on a recording of spoken commands with each recogniser, and the
-fast tests that need no audio server. One table says what ran, whether it passed and how
+`backstretch run --in` on a recording of spoken commands with each recogniser, the echo
+canceller (on noise, then `run --in` on the commands said over the coach's own echo),
+and the fast tests that need no audio server. One table says what ran, whether it passed and how
 long it took; the exit code is 0 only if every step passed.
 
 Everything made is kept outside the repository, in $XDG_CACHE_HOME/backstretch-dev
