@@ -78,10 +78,10 @@ fuzz: $(STAMP)
 
 # Issue 14: the whole program on a Raspberry Pi's CPU, emulated: a Debian bookworm arm64 root
 # (debootstrap, qemu-user-static; cached in ~/.cache/backstretch-dev), the wheel installed there
-# with PyPI's aarch64 wheels, then `backstretch demo`, `run --in` with each recogniser and the
-# fast tests; a table of what ran and how long. Needs root (chroot, mount). Not in CI: about
-# 45 minutes the first time (23 of them building the root), 9 to 11 minutes after (24 minutes
-# at a load of 15 to 23, 12 of them installing new dependencies).
+# with PyPI's aarch64 wheels, then `backstretch demo`, `run --in` with each recogniser, the echo
+# canceller and the fast tests; a table of what ran and how long. Needs root (chroot, mount).
+# Not in CI: about 45 minutes the first time (23 of them building the root), 3 to 6 minutes
+# after at a load of up to 3 (24 minutes at a load of 15 to 23).
 .PHONY: pi-check
 pi-check: $(STAMP) vosk-model
 	nice $(PY) tools/pi_check.py

@@ -8,10 +8,13 @@ counts do not depend on how busy the machine is, unlike CPU time: each workload 
 twice and the spread between the runs is reported.
 
 - Hear path, per engine: capture (PortAudio's 30 ms blocks through `Microphone`'s
-  callback and queue into chunks) then the listener (endpointer, recogniser, gate,
-  intents), on two inputs: the coach speaking (the mic hears the coach's own cues, in
-  the bundled voice with fixed prosody, 0.3 s apart, under room noise of 20 LSB rms) and
-  quiet (that room noise alone). The echo canceller will be one more stage.
+  callback and queue into chunks), the echo canceller (speexdsp through ctypes, 10 ms
+  frames, what the coach played as its reference) and the listener (endpointer,
+  recogniser, gate, intents), on two inputs: the coach speaking (the mic hears the coach's
+  own cues, in the bundled voice with fixed prosody, 0.3 s apart, under room noise of
+  20 LSB rms) and quiet (that room noise alone). The listener hears the microphone
+  uncancelled: the worst case, the coach's whole voice reaching the recogniser (no
+  canceller, or one not yet converged); the canceller's row is its own cost, added.
 - Speak path: piper synthesising the shortest cues (SPEAK_CUES of them: the bundled
   voice, fixed prosody, 1 intra-op thread, the voice loaded and warmed up first; only
   the synthesis calls are counted), per second of speech produced. Short cues, because
@@ -42,7 +45,7 @@ import numpy as np
 from assistant.coach import routine
 from assistant.coach.dialogue import foreseeable_texts
 from assistant.pcm import RATE_HZ
-from bench import callgrind
+from bench import callgrind, workloads
 from bench.context import MISSING, Bench, language, vosk_model
 from bench.latency import ROOM_NOISE
 from bench.report import Figure, Section
@@ -215,15 +218,21 @@ def _material(folder: Path, speech_s: float, quiet_s: float) -> tuple[list[str],
     texts, clips = _cues(speech_s)
     gap = speech.silence(GAP_S)
     talk = np.concatenate([part for clip in clips for part in (clip, gap)])
+    # What the microphone hears, and what the coach played over it (the canceller's reference).
     inputs = {
-        "quiet": speech.add_white_noise(speech.silence(quiet_s), ROOM_NOISE, seed=1),
-        "speech": speech.add_white_noise(talk, ROOM_NOISE, seed=2),
+        "quiet": (
+            speech.add_white_noise(speech.silence(quiet_s), ROOM_NOISE, seed=1),
+            speech.silence(quiet_s),
+        ),
+        "speech": (speech.add_white_noise(talk, ROOM_NOISE, seed=2), talk),
     }
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, samples in inputs.items():
-        np.save(folder / f"{name}.npy", samples)
-        paths.append(folder / f"{name}.npy")
+    for name, (samples, played) in inputs.items():
+        path = folder / f"{name}.npy"
+        np.save(path, samples)
+        np.save(workloads.played_path(path), played)
+        paths.append(path)
     return texts, paths
 
 

@@ -2,15 +2,19 @@
 under callgrind (bench/callgrind.py): setup first, uncounted, then one counted region
 per stage and per input.
 
-    python -m bench.workloads hear ENGINE REPORT AUDIO.npy...
+    python -m bench.workloads hear ENGINE REPORT AUDIO.npy...  (each with AUDIO.played.npy)
     python -m bench.workloads speak REPORT TEXT...
 
 hear: each AUDIO (16 kHz mono int16, as the microphone hands it over) goes through
-HEAR_STAGES in turn, each stage over the whole input before the next (the same
+the stages in turn, each stage over the whole input before the next (the same
 instructions as chunk by chunk, and a count per stage): capture (PortAudio's blocks
-through `Microphone`'s callback and queue into 30 ms `Chunk`s), then the listener
-(endpointer, recogniser, self-hearing gate, intents). A later stage (the echo
-canceller, before the listener) is one more entry in HEAR_STAGES.
+through `Microphone`'s callback and queue into 30 ms `Chunk`s), the echo canceller
+(speexdsp, `SpeexDspCanceller` behind an `EchoStage`, given what the coach played over
+the same samples: AUDIO's `NAME.played.npy` beside it), then the listener (endpointer,
+recogniser, self-hearing gate, intents). The listener hears the microphone as captured,
+not the canceller's output, so its count stays the worst case (the coach's whole voice
+reaching the recogniser: no canceller, or one not converged) and the canceller's row is
+its own cost, added.
 
 speak: each TEXT synthesised by the bundled piper voice as the cue cache does it (one
 warm-up sentence first, in the setup), one region per text.
@@ -66,9 +70,32 @@ def listen(listener: Any) -> Callable[[Chunks], Chunks]:
     return stage
 
 
-def hear_stages(listener: Any) -> list[tuple[str, Callable[[Chunks], Chunks]]]:
-    """The hear path after capture, in order. The echo canceller goes before the listener."""
-    return [("listener", listen(listener))]
+def cancel(canceller: Any, played: np.ndarray[Any, np.dtype[np.int16]]) -> Callable[[Chunks], Chunks]:
+    """The echo canceller as a stage: every chunk through an `EchoStage` with the samples
+    played over it as the reference. It passes the chunks on as they came (see above)."""
+    from assistant.hear.echo import EchoStage
+
+    def stage(chunks: Chunks) -> Chunks:
+        echo, at = EchoStage(canceller), 0
+        for chunk in chunks:
+            n = len(chunk.samples)
+            echo.feed(chunk.samples, played[at : at + n])
+            at += n
+        return chunks
+
+    return stage
+
+
+def hear_stages(
+    canceller: Any, played: np.ndarray[Any, np.dtype[np.int16]], listener: Any
+) -> list[tuple[str, Callable[[Chunks], Chunks]]]:
+    """The hear path after capture, in order."""
+    return [("canceller", cancel(canceller, played)), ("listener", listen(listener))]
+
+
+def played_path(audio: Path) -> Path:
+    """Where the coach's output over `audio` is (the canceller's reference)."""
+    return audio.with_name(f"{audio.stem}.played.npy")
 
 
 def _recognizers(engine: str, count: int) -> list[Any]:
@@ -91,21 +118,28 @@ def _recognizers(engine: str, count: int) -> list[Any]:
 
 def hear(engine: str, inputs: Sequence[Path]) -> list[dict[str, object]]:
     from assistant.coach import intents
+    from assistant.hear.echo import SpeexDspCanceller
     from assistant.hear.listen import Listener
     from assistant.pcm import RATE_HZ
 
     lang = intents.load()
     audio = [np.load(path) for path in inputs]
-    # Every listener is made before the first region: a fresh one per input.
+    played = [np.load(played_path(path)) for path in inputs]
+    # Every listener and canceller is made before the first region: a fresh one per input.
     listeners = [Listener(rec, lang) for rec in _recognizers(engine, len(inputs))]
+    cancellers = [SpeexDspCanceller() for _ in inputs]
     regions = Regions()
     done: list[dict[str, object]] = []
-    for path, samples, listener in zip(inputs, audio, listeners, strict=True):
+    for path, samples, listener, canceller, output in zip(
+        inputs, audio, listeners, cancellers, played, strict=True
+    ):
         seconds = len(samples) / RATE_HZ
+        if len(output) != len(samples):
+            raise SystemExit(f"{played_path(path)}: {len(output)} samples, {path}: {len(samples)}")
         with regions.measure():
             chunks = capture(samples)
         done.append({"input": path.stem, "stage": "capture", "audio_s": seconds})
-        for name, stage in hear_stages(listener):
+        for name, stage in hear_stages(canceller, output, listener):
             with regions.measure():
                 chunks = stage(chunks)
             done.append({"input": path.stem, "stage": name, "audio_s": seconds})

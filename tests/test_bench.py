@@ -105,6 +105,25 @@ def test_instruction_counts_become_per_second_figures_and_pi_estimates() -> None
     assert ins.spread_pct([100.0, 100.0]) == 0.0
 
 
+def test_the_counted_canceller_gets_what_was_played_over_each_frame_and_passes_the_mic_on() -> None:
+    """bench/workloads.py's canceller stage: 30 ms chunks to 10 ms frames, each with the
+    played samples of the same instants; the listener after it hears the chunks as captured."""
+    import numpy as np
+
+    from assistant.hear.capture import Chunk
+    from bench.workloads import cancel
+    from tests.hear.test_echo import Recorder
+
+    mic = np.arange(1000, dtype=np.int16)
+    played = -mic
+    chunks = [Chunk(mic[i : i + 480], (i + 480) / 16000) for i in range(0, 1000, 480)]
+    recorder = Recorder()
+    assert cancel(recorder, played)(chunks) is chunks
+    assert len(recorder.frames) == 6  # 1000 samples: 6 whole frames, 40 left waiting
+    assert all(np.array_equal(ref, -cap) for cap, ref in recorder.frames)
+    assert np.array_equal(np.concatenate([cap for cap, _ in recorder.frames]), mic[:960])
+
+
 def test_callgrind_regions_are_no_ops_outside_valgrind_and_dumps_read_in_order(tmp_path: Path) -> None:
     """bench/callgrind.py: the client requests run on the bare CPU as no-ops; the regions'
     dump files are read in region order (10 after 9), by their summary line."""

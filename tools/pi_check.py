@@ -4,8 +4,9 @@ A Debian bookworm arm64 root is built with debootstrap and run with qemu-user-st
 (binfmt_misc), the way Raspberry Pi OS (64-bit) bookworm runs: same Debian release, same
 Python 3.11, same aarch64 wheels from PyPI. The project is installed there from its wheel,
 built here, with its dependencies from PyPI, and then run: `backstretch demo`,
-`backstretch run --in` on a recording of spoken commands with each recogniser, and the
-fast tests that need no audio server. One table says what ran, whether it passed and how
+`backstretch run --in` on a recording of spoken commands with each recogniser, the echo
+canceller (on noise, then `run --in` on the commands said over the coach's own echo),
+and the fast tests that need no audio server. One table says what ran, whether it passed and how
 long it took; the exit code is 0 only if every step passed.
 
 Everything made is kept outside the repository, in $XDG_CACHE_HOME/backstretch-dev
@@ -510,6 +511,12 @@ def seed_cues(root: Path) -> str:
             env = {**_host_env(Path(tmp)), "XDG_CACHE_HOME": str(seed)}
             run([sys.executable, "-m", "assistant", "demo", "--dir", str(Path(tmp) / "demo")], env=env)
         (seed / "done").write_text("")
+    return f"{_copy_cues(root)} cues copied into the root's two caches"
+
+
+def _copy_cues(root: Path) -> int:
+    """The WAVs of the x86 cue caches (pi-cues) not yet in the root's caches, copied there."""
+    seed = cache_dir() / "pi-cues"
     here = run([sys.executable, "-c", CUE_DIRS], env={**_host_env(seed), "XDG_CACHE_HOME": str(seed)})
     there = inside(root, [str(VENV / "bin" / "python"), "-c", CUE_DIRS])
     copied = 0
@@ -520,7 +527,7 @@ def seed_cues(root: Path) -> str:
             if not (into / wav.name).exists():
                 shutil.copy2(wav, into / wav.name)
                 copied += 1
-    return f"{copied} cues copied into the root's two caches"
+    return copied
 
 
 def say(root: Path) -> str:
@@ -636,6 +643,123 @@ def echo_canceller(root: Path) -> str:
     return f"speexdsp removed {removed} dB of the echo"
 
 
+# The microphone of a bedroom (run here, with the checkout's numpy and scipy): the user's
+# commands (argv 1, a WAV) and the echo of what the coach played (argv 2, a WAV, or - for
+# none), through tests/kit/room.py's room under bench/echo.py's base conditions: the echo
+# 20 dB over the user (calibrated on argv 3's active level, - for none), the user at
+# -38 dBFS, 60 ms from player to speaker, RT60 0.3 s. Written to argv 4 at 16 kHz.
+ECHO_ROOM = """
+import sys, wave
+import numpy as np
+from assistant.pcm import RATE_HZ, Audio, resample
+from tests.kit import room
+def read(path):
+    with wave.open(path, "rb") as w:
+        audio = Audio(np.frombuffer(w.readframes(w.getnframes()), np.int16), w.getframerate())
+    return resample(audio, RATE_HZ).samples
+user = read(sys.argv[1])
+played = read(sys.argv[2]) if sys.argv[2] != "-" else np.zeros(0, np.int16)
+played = np.concatenate([played, np.zeros(max(0, len(user) - len(played)), np.int16)])[: len(user)]
+power = room.active_power(read(sys.argv[3])) if sys.argv[3] != "-" else 1.0
+conditions = room.Conditions(echo_db=20.0, user_dbfs=-38.0, latency_ms=60.0)
+mic = room.Room(room.Geometry(rt60_s=0.3), conditions, power).mic(played, user)
+with wave.open(sys.argv[4], "wb") as w:
+    w.setnchannels(1)
+    w.setsampwidth(2)
+    w.setframerate(RATE_HZ)
+    w.writeframes(mic.samples.tobytes())
+"""
+# Rounds of the echoed recording before it must be its own session's (see `echo_recording`).
+ECHO_ROUNDS = 8
+
+
+def echo_path() -> Path:
+    return cache_dir() / "pi-recording" / "echo.wav"
+
+
+def _host_run_in(recording: Path, config: Path, timeline: Path, *extra: str) -> list[str]:
+    """`backstretch run --in` here, on the x86 cue cache (pi-cues); the intents heard."""
+    seed = cache_dir() / "pi-cues"
+    env = {**_host_env(config.parent), "XDG_CACHE_HOME": str(seed)}
+    argv = [sys.executable, "-m", "assistant", "--config", str(config), "run", "--in", str(recording),
+            "--quiet", "--timeline", str(timeline), *extra]  # fmt: skip
+    run(argv, env=env)
+    return intents_of(timeline.read_text())
+
+
+def coach_events(timeline: str) -> list[tuple[str, float, str]]:
+    """What the coach played, and when: its say and cut events (what its echo is made of)."""
+    events = [json.loads(line) for line in timeline.splitlines() if line.strip()]
+    return [(e["event"], round(float(e["t"]), 6), str(e.get("text", ""))) for e in events
+            if e.get("event") in ("say", "cut")]  # fmt: skip
+
+
+def echo_recording(config: Path, folder: Path) -> tuple[list[str], int]:
+    """A recording of SAID through the room with the echo of the coach's own answers to it,
+    made here; the intents heard (with the canceller) and the rounds it took.
+
+    A recording cannot hold the echo of a session that has not run yet, and the session's
+    answers move by tens of milliseconds with what it hears (the room changes when an
+    utterance ends), so its echo is found by rounds: the user alone through the room first,
+    then each round adds the echo of what the session played on the previous one, until a
+    session plays exactly what the recording's echo is made of. That recording is then
+    what a live session in this room would have heard, echo and all."""
+    mix = [sys.executable, "-c", ECHO_ROOM, str(recording_path())]
+    played: Path | None = None
+    before: list[tuple[str, float, str]] | None = None
+    for n in range(ECHO_ROUNDS):
+        mic = folder / f"mic-{n}.wav"
+        calibration = folder / "played-0.wav"
+        run([*mix, str(played or "-"), str(calibration if played else "-"), str(mic)], env=_host_env(folder))
+        out = folder / f"played-{n}.wav"
+        timeline = folder / f"mic-{n}.jsonl"
+        heard = _host_run_in(mic, config, timeline, "--out", str(out))
+        said = coach_events(timeline.read_text())
+        if said == before:
+            shutil.copyfile(mic, echo_path())
+            echo_path().with_suffix(".jsonl").write_text(timeline.read_text())
+            return heard, n
+        before, played = said, out
+    raise CheckError(f"the coach's answers still moved after {ECHO_ROUNDS} rounds: no echo is its own")
+
+
+def echo_run_in(root: Path) -> str:
+    """`run --in` on arm64 of a recording with the coach's own voice in it (`echo_recording`:
+    SAID, and the echo, 20 dB over the user, of what the coach said back). speexdsp (the
+    default of `run --in`, from the root's libspeexdsp1) cancels the coach's voice, and
+    vosk must hear EXPECTED_INTENTS, and the coach answer as it does here. Here too, the
+    same recording heard without the canceller, to show what the echo does then.
+    The cues are made here and copied into the root (piper takes minutes a cue emulated)."""
+    app = root / APP.relative_to("/")
+    echo_path().parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        here = Path(tmp)
+        config = here / "c.yaml"
+        config.write_text(f"stt:\n  engine: vosk\n  vosk_model: {vosk_model()}\n")
+        reference, rounds = echo_recording(config, here)
+        uncancelled = _host_run_in(echo_path(), config, here / "raw.jsonl", "--no-echo-cancel", "--mute")
+    _copy_cues(root)  # the cues the session said here, for the root's session to say
+    shutil.copyfile(echo_path(), app / "echo.wav")
+    (app / "vosk.yaml").write_text(f"stt:\n  engine: vosk\n  vosk_model: {MODEL_IN_ROOT}\n")
+    timeline = app / "echo.jsonl"
+    timeline.unlink(missing_ok=True)
+    # -v: the log names the canceller that ran (a missing libspeexdsp1 stops the run instead).
+    argv = [str(VENV / "bin" / "backstretch"), "-v", "--config", str(APP / "vosk.yaml"), "run", "--in",
+            str(APP / "echo.wav"), "--quiet", "--timeline", str(APP / timeline.name)]  # fmt: skip
+    said = inside(root, ["sh", "-c", '"$@" 2>&1', "sh", *argv])
+    if "echo canceller: speexdsp" not in said:
+        raise CheckError(f"no speexdsp canceller in the log: {said.strip().splitlines()[-3:]}")
+    heard = intents_of(timeline.read_text())
+    if heard != EXPECTED_INTENTS or reference != EXPECTED_INTENTS:
+        raise CheckError(f"heard {heard} (here: {reference}); expected {EXPECTED_INTENTS}")
+    if coach_events(timeline.read_text()) != coach_events(echo_path().with_suffix(".jsonl").read_text()):
+        raise CheckError("the coach answered at other times than here (so its echo is not the recording's)")
+    return (
+        f"speexdsp on arm64: heard {' '.join(heard)} through the coach's echo at +20 dB, as here "
+        f"(echo found in {rounds} rounds); here without the canceller: {' '.join(uncancelled) or 'nothing'}"
+    )
+
+
 def armhf() -> str:
     """32-bit Raspberry Pi OS: which dependencies PyPI has armhf wheels for. The README and
     the start-up message say the program cannot run there; this step fails when that stops
@@ -724,10 +848,26 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+# What `--only` can choose; the setup (host, root, packages, wheel, recording) always runs.
+STEPS = ("say", "demo", "pocketsphinx", "vosk", "echo", "tests", "devices", "armhf")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-armhf", action="store_true", help="do not ask PyPI about armhf wheels")
+    parser.add_argument(
+        "--only",
+        metavar="STEPS",
+        help=f"run only these steps after the setup (comma-separated: {', '.join(STEPS)})",
+    )
     args = parser.parse_args(argv)
+    chosen = (
+        set(args.only.split(",")) if args.only else set(STEPS) - ({"armhf"} if args.skip_armhf else set())
+    )
+    if chosen - set(STEPS):
+        parser.error(
+            f"--only: no step {', '.join(sorted(chosen - set(STEPS)))}; choose from {', '.join(STEPS)}"
+        )
     results: list[Result] = []
     root = pi_root()
     ok = timed("host", check_host, results) and timed("binfmt_misc", enable_binfmt, results)
@@ -743,19 +883,29 @@ def main(argv: list[str] | None = None) -> int:
             ok = ok and timed("install wheel", lambda: install_wheel(root), results)
             if ok:
                 made = timed("recording (here)", lambda: str(make_recording()), results)
-                timed("say (piper)", lambda: say(root), results)
-                if timed("cues from x86", lambda: seed_cues(root), results):
+                if "say" in chosen:
+                    timed("say (piper)", lambda: say(root), results)
+                seeded = chosen & {"demo", "echo"} and timed(
+                    "cues from x86", lambda: seed_cues(root), results
+                )
+                if seeded and "demo" in chosen:
                     timed("demo", lambda: demo(root), results)
                 for engine in ("pocketsphinx", "vosk") if made else ():
-                    timed(
-                        f"run --in {engine}",
-                        functools.partial(run_in, root, recording_path(), engine),
-                        results,
-                    )
-                timed("echo canceller", lambda: echo_canceller(root), results)
-                timed("fast tests", lambda: fast_tests(root), results)
-                timed("devices", lambda: devices(root), results)
-    if not args.skip_armhf:
+                    if engine in chosen:
+                        timed(
+                            f"run --in {engine}",
+                            functools.partial(run_in, root, recording_path(), engine),
+                            results,
+                        )
+                if "echo" in chosen:
+                    timed("echo canceller", lambda: echo_canceller(root), results)
+                    if made:
+                        timed("run --in echo (vosk)", lambda: echo_run_in(root), results)
+                if "tests" in chosen:
+                    timed("fast tests", lambda: fast_tests(root), results)
+                if "devices" in chosen:
+                    timed("devices", lambda: devices(root), results)
+    if "armhf" in chosen:
         timed("armhf wheels (PyPI)", armhf, results)
     print()
     print(table(results))

@@ -180,19 +180,20 @@ def _connect(
     store = ProgressStore(dialogue, lock=lock) if needs.store else None
     if store is not None:
         sinks.append(store)
-    session = Session(
-        dialogue, language, sinks,
-        schedulers=[player] if player is not None else [],
-        prefetch=player.cache.prefetch if player is not None else lambda texts: None,
-    )  # fmt: skip
     echo = live_echo = None
     if needs.echo and needs.listen and player is not None:
         live_echo = open_live_echo()
         player.tap = live_echo
     elif needs.echo and needs.listen and cache is not None:
+        # A sink before the session is made: the session keeps its own copy of the list.
         output = OutputTrack(cache, config.volume, RATE_HZ)
         sinks.append(output)
         echo = OfflineEcho(open_canceller(), output)
+    session = Session(
+        dialogue, language, sinks,
+        schedulers=[player] if player is not None else [],
+        prefetch=player.cache.prefetch if player is not None else lambda texts: None,
+    )  # fmt: skip
     listener = None
     if needs.listen:
         make = needs.recognizer or (

@@ -117,6 +117,25 @@ def test_the_coach_never_obeys_itself_through_the_canceller(
     assert [e.name for e in events.events if isinstance(e, Understood)] == ["start"]
 
 
+def test_the_canceller_is_given_what_the_session_plays(
+    tmp_path: Path, lang: IntentSet, model: VoskModel
+) -> None:
+    """`run --in`'s pipeline: each frame's reference is the session's own output one frame
+    earlier (it was silence when the track joined the sinks after the session copied them)."""
+    pipeline, _, played = session(tmp_path, lang, model)
+    assert pipeline.echo is not None
+    recorder = Recorder()
+    pipeline.echo.canceller = recorder
+    n = 3 * RATE_HZ
+    chunks = (Chunk(np.zeros(480, np.int16), (i + 480) / RATE_HZ) for i in range(0, n, 480))
+    run_audio(pipeline.session, pipeline.listener, chunks, pipeline.echo)  # type: ignore[arg-type]
+    reference = np.concatenate([r for _, r in recorder.frames])
+    assert len(reference) == n
+    expected = np.concatenate([np.zeros(FRAME_SAMPLES, np.int16), played.samples(0, n - FRAME_SAMPLES)])
+    assert np.count_nonzero(expected) > RATE_HZ  # the coach spoke for most of it
+    assert np.array_equal(reference, expected)
+
+
 class Clips:
     """A cue cache at our seam: every text is a ramp, 16 kHz."""
 
