@@ -285,6 +285,13 @@ CANCELLED = re.compile(r"echo cancelled: ([\d.]+) dB")  # assistant/hear/echo.py
 LEARNT, LOST = "it can be interrupted", "until the canceller has learnt the echo again"
 
 
+ATTEMPTS = 3
+
+
+def is_paused(events: list[Event]) -> bool:
+    return any(e["event"] == "state" and e["state"] == "paused" for e in events)
+
+
 def learnt(log: list[str]) -> bool:
     """The canceller's last report of the echo removed is 25 dB or more, and it last said that
     it has learnt the echo (not that it lost it)."""
@@ -340,14 +347,26 @@ def test_pause_said_over_the_coachs_voice_with_its_echo_in_the_microphone(
             run.wait_log(lambda line: line.startswith("preparing") and line.rstrip().endswith("done"))
             say(quiet["start back stretch"])
             # Over the next long cue once the canceller has learnt the room (until then the
-            # microphone is heard as it is; an underrun or two set it back).
-            run.wait_for_log(learnt)
-            before = len(long_cues(run.events()))
-            events = run.wait_for(lambda ev: len(long_cues(ev)) > before)
-            cue = long_cues(events)[before]
-            time.sleep(max(0.0, run.seen[cue] + INTO_CUE_S - time.monotonic()))
-            say(quiet["pause"])
-            run.wait_for(lambda ev: any(e["event"] == "state" and e["state"] == "paused" for e in ev))
+            # microphone is heard as it is). If it loses the echo during that cue (the echo's
+            # path moved: an underrun, 10 ms dropped somewhere in PulseAudio), the microphone
+            # is heard as it is again and the word is lost with the coach's voice over it:
+            # the claim is about a canceller that has the echo, so the user says it again.
+            cue = -1
+            for _attempt in range(ATTEMPTS):
+                run.wait_for_log(learnt)
+                losses = sum(LOST in line for line in run.stderr)
+                seen = len(long_cues(run.events()))
+                events = run.wait_for(lambda ev, seen=seen: len(long_cues(ev)) > seen)  # type: ignore[misc]
+                cue = long_cues(events)[seen]
+                time.sleep(max(0.0, run.seen[cue] + INTO_CUE_S - time.monotonic()))
+                say(quiet["pause"])
+                ends = run.seen[cue] + float(events[cue]["duration"]) + 2.0  # type: ignore[arg-type]
+                while time.monotonic() < ends and not is_paused(run.events()):
+                    time.sleep(0.1)  # a real-time process, watched from outside
+                if is_paused(run.events()):
+                    break
+                assert sum(LOST in line for line in run.stderr) > losses, "".join(run.stderr[-40:])
+            assert is_paused(run.events()), f"{ATTEMPTS} attempts, the canceller losing the echo each time"
             time.sleep(4.0)  # the coach must stay silent: 4 s of real time
             say(quiet["resume"])
             events = run.wait_for(lambda ev: any(str(e.get("text", "")).startswith("Resuming") for e in ev))
