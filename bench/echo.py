@@ -26,9 +26,15 @@ microphone, user 1.5 m away at -38 dBFS; device latency 60 ms against a delay hi
   intent fires from speech ending after the user began; `none`: no canceller; `alone`
   (the baseline column): the user in the room without any echo. `vosk barge-in`: the
   Listener knows when the coach spoke, so vosk decodes what overlaps it with the
-  barge-in phrases alone, brought up in level (vosk_engine.py, BARGE_LEVEL_DBFS); the
+  barge-in phrases alone, brought up in level (vosk_engine.py, LEVEL_DBFS); the
   others are heard as if the coach were silent.
   Self-triggers: intents fired from the cues before the user spoke.
+- Commands between cues (`--only echo.between`): pause, stop, resume, slower, faster,
+  repeat and "where am i" (chosen before tuning) by the 8 espeak voices, and the 12 real
+  speakers' "stop", said 0.5 s after a cue's last sound at +20 dB (after 30 s of cues),
+  through speexdsp (the default) and, as the baseline, the user alone in the room; vosk
+  and pocketsphinx each through the `Listener` with the session's track, as in a session.
+  vosk's echo-aware endpointer threshold and its gain were tuned on TUNE only.
 - CPU: the canceller's process time per audio second (a ratio; pyaec's includes its
   ctypes list conversions).
 """
@@ -283,6 +289,110 @@ def double_talk(
                                    f"{coach_s:.0f} s of cues before the user spoke, +20 dB",
                                    selftrig.get((engine, rec), 0), target=0))  # fmt: skip
     section.notes.append(f"{len(chosen)} double-talk trials.")
+
+
+BETWEEN_WORDS = ("pause", "stop", "resume", "slower", "faster", "repeat", "where am i")  # fixed before tuning
+AFTER_S = 0.5  # the user speaks this long after the cue's last sound
+
+
+def between_trials(quick: bool) -> list[Trial]:
+    """Every espeak voice saying each of BETWEEN_WORDS, and the real speakers' "stop"."""
+    lang = language()
+    out = []
+    for v in ESPEAK:
+        for word in BETWEEN_WORDS:
+            intent = lang.match(word)
+            assert intent is not None, word
+            out.append(Trial(f"espeak {v}", real.held_out(v), intent.name, speech.espeak(word, v)))
+    if real.available():
+        stops = [c for c in real.clips() if c.intent == "stop"]
+        out += [Trial(f"real {c.speaker}", c.held, "stop", real.samples(c.file)) for c in stops[:REAL_STOPS]]
+    return out[:: len(out) // 6] if quick else out
+
+
+def measure_between(bench: Bench, old: Section | None) -> Section:
+    """Commands said AFTER_S after a cue ended, at +20 dB (`python -m bench --only
+    echo.between`): the default canceller (speexdsp) and the user alone, vosk and
+    pocketsphinx each with the session's track (the Listener's gate, vosk's barge-in
+    decoding and the echo-aware endpointer all as in a session)."""
+    fresh = Section("echo", "9. Echo cancellation", __doc__.split("\n\n", 1)[1].strip())
+    lang = language()
+    clips = cues(6 if bench.quick else 14)
+    long_cues = sorted(clips, key=len)[-4:]
+    before = coach_track(clips[:3] if bench.quick else clips)[
+        : round((4.0 if bench.quick else BEFORE_S) * RATE_HZ)
+    ]
+    makers = {e: real.maker(e, lang, vosk_model()) for e in ("vosk", "pocketsphinx")}
+    results: dict[tuple[str, str, bool], list[bool]] = {}
+    chosen = between_trials(bench.quick)
+    for n, trial in enumerate(chosen):
+        cue = long_cues[n % len(long_cues)]
+        cue_end = len(before) + int(np.flatnonzero(cue)[-1]) + 1
+        at = cue_end + round(AFTER_S * RATE_HZ)
+        played = np.concatenate([before, cue, speech.silence(3.0)])
+        user = np.zeros(len(played))
+        user[at : at + len(trial.dry)] = trial.dry
+        mic = room.Room(GEOMETRY, replace(BASE, seed=n), room.active_power(cue)).mic(played, user)
+        spoke = coach_spoke(played)
+        for engine in ("speexdsp", "alone"):
+            out = (
+                room.to_int16(mic.user + mic.noise)
+                if engine == "alone"
+                else cancel(engine, mic.samples, played)
+            )
+            for rec, make in makers.items():
+                if make is None:
+                    continue
+                commands = hear(make(), lang, out, spoke)
+                hit = any(name == trial.intent and end > at / RATE_HZ for name, end in commands)
+                results.setdefault((engine, rec, trial.held), []).append(hit)
+                log.info(
+                    "between %d/%d %s %s %s, %s, %s: heard %s",
+                    n + 1,
+                    len(chosen),
+                    trial.who,
+                    trial.intent,
+                    "HELD" if trial.held else "TUNE",
+                    engine,
+                    rec,
+                    commands,
+                )
+    for (engine, rec, held), hits in sorted(results.items(), key=lambda kv: (not kv[0][2], kv[0][:2])):
+        if engine == "alone":
+            continue
+        side = "HELD" if held else "TUNE"
+        base = results.get(("alone", rec, held), [])
+        label = (
+            f"{engine}, {rec}: commands between cues ({AFTER_S} s after one) at +20 dB, {side} "
+            f"({sum(hits)}/{len(hits)}; the user alone {sum(base)}/{len(base)})"
+        )
+        fresh.add(
+            Figure(
+                f"echo.{engine}.{rec}.{side.lower()}.between_pct",
+                label,
+                round(100.0 * sum(hits) / len(hits), 1),
+                "%",
+                target=95.0 if held else None,
+                higher_is_better=True,
+                baseline=round(100.0 * sum(base) / len(base), 1) if base else None,
+            )
+        )
+    note = (
+        f"Commands between cues: {len(chosen)} trials ({', '.join(BETWEEN_WORDS)} by {len(ESPEAK)} espeak "
+        f"voices, real speakers' stop), said {AFTER_S} s after a cue, measured alone."
+    )
+    return _merge(old, fresh, note)
+
+
+def _merge(old: Section | None, fresh: Section, note: str) -> Section:
+    """`fresh`'s figures in place of `old`'s with the same keys; old's others kept."""
+    if old is None:
+        fresh.notes.append(note)
+        return fresh
+    keys = {f.key for f in fresh.figures}
+    figures = [f for f in old.figures if f.key not in keys] + fresh.figures
+    notes = [n for n in old.notes if not n.startswith(note.split(":")[0] + ":")] + [note]
+    return Section(old.key, old.title, fresh.how, figures, notes, old.wall_s)
 
 
 def measure_barge(bench: Bench, old: Section | None) -> Section:
