@@ -35,6 +35,12 @@ microphone, user 1.5 m away at -38 dBFS; device latency 60 ms against a delay hi
   through speexdsp (the default) and, as the baseline, the user alone in the room; vosk
   and pocketsphinx each through the `Listener` with the session's track, as in a session.
   vosk's echo-aware endpointer threshold and its gain were tuned on TUNE only.
+- Quiet reverberant commands (`--only echo.quiet`): the same commands and "start back
+  stretch", by the bundled voice at 6 speeds (deterministic prosody; split by
+  "piper <speed>") and the 8 espeak voices, said 1.5 m away at RT60 0.5 s, at -26, -38
+  and -45 dBFS with the coach silent, through speexdsp (its reference silent); right
+  when exactly the intent fires. False intents: the routine's text and chatter (bundled
+  voice and espeak en-us) at the same levels.
 - CPU: the canceller's process time per audio second (a ratio; pyaec's includes its
   ctypes list conversions).
 """
@@ -380,6 +386,113 @@ def measure_between(bench: Bench, old: Section | None) -> Section:
     note = (
         f"Commands between cues: {len(chosen)} trials ({', '.join(BETWEEN_WORDS)} by {len(ESPEAK)} espeak "
         f"voices, real speakers' stop), said {AFTER_S} s after a cue, measured alone."
+    )
+    return _merge(old, fresh, note)
+
+
+QUIET_GEOMETRY = room.Geometry(rt60_s=0.5, user_m=1.5)
+QUIET_WORDS = (*BETWEEN_WORDS, "start back stretch")
+QUIET_DBFS = (-26.0, -38.0, -45.0)
+PIPER_SCALES = (0.8, 0.9, 1.0, 1.1, 1.2, 1.3)  # the bundled voice's speeds, split by "piper <scale>"
+
+
+def quiet_trials(quick: bool) -> list[Trial]:
+    """QUIET_WORDS by the bundled voice at PIPER_SCALES (deterministic prosody) and by the
+    espeak voices; each voice on its side of the fixed split."""
+    lang = language()
+    out = []
+    for word in QUIET_WORDS:
+        intent = lang.match(word)
+        assert intent is not None, word
+        for scale in PIPER_SCALES:
+            out.append(
+                Trial(
+                    f"piper {scale}",
+                    real.held_out(f"piper {scale}"),
+                    intent.name,
+                    speech.piper(word, scale, varied=False),
+                )
+            )
+        out += [Trial(f"espeak {v}", real.held_out(v), intent.name, speech.espeak(word, v)) for v in ESPEAK]
+    return out[:: len(out) // 6] if quick else out
+
+
+def no_commands(quick: bool) -> list[Trial]:
+    """The routine's text and chatter (tests/kit/corpus.py), bundled voice and espeak en-us:
+    speech that must fire nothing."""
+    from tests.kit.corpus import CHATTER, ROUTINE_TEXT
+
+    texts = (ROUTINE_TEXT + CHATTER)[: 3 if quick else None]
+    return [Trial("piper", False, "", speech.piper(t, varied=False)) for t in texts] + [
+        Trial("espeak en-us", False, "", speech.espeak(t, "en-us")) for t in texts
+    ]
+
+
+def measure_quiet(bench: Bench, old: Section | None) -> Section:
+    """Quiet, reverberant commands (`python -m bench --only echo.quiet`): the coach silent,
+    the user 1.5 m away at RT60 0.5 s, at QUIET_DBFS, heard through the default canceller
+    (speexdsp, its reference silent, as in a session between cues) by vosk and
+    pocketsphinx; false intents from speech that is no command at the same levels."""
+    fresh = Section("echo", "9. Echo cancellation", __doc__.split("\n\n", 1)[1].strip())
+    lang = language()
+    makers = {e: real.maker(e, lang, vosk_model()) for e in ("vosk", "pocketsphinx")}
+    chosen, nothing = quiet_trials(bench.quick), no_commands(bench.quick)
+    hits: dict[tuple[str, float, str, bool], list[bool]] = {}
+    false: dict[tuple[str, float], list[int]] = {}
+    for n, trial in enumerate(chosen + nothing):
+        for dbfs_ in QUIET_DBFS:
+            lead = round(1.0 * RATE_HZ)
+            user = np.concatenate([np.zeros(lead), trial.dry, np.zeros(round(1.5 * RATE_HZ))])
+            conditions = replace(BASE, user_dbfs=dbfs_, seed=n)
+            mic = room.Room(QUIET_GEOMETRY, conditions, 1.0).mic(np.zeros(len(user)), user)
+            out = cancel("speexdsp", mic.samples, np.zeros(len(user), np.int16))
+            for rec, make in makers.items():
+                if make is None:
+                    continue
+                fired = [name for name, _ in hear(make(), lang, out)]
+                if trial.intent:
+                    hits.setdefault((rec, dbfs_, trial.who.split()[0], trial.held), []).append(
+                        fired == [trial.intent]
+                    )
+                else:
+                    false.setdefault((rec, dbfs_), []).append(len(fired))
+                log.info(
+                    "quiet %d/%d %s %r %.0f dBFS, %s: heard %s",
+                    n + 1,
+                    len(chosen) + len(nothing),
+                    trial.who,
+                    trial.intent,
+                    dbfs_,
+                    rec,
+                    fired,
+                )
+    for (rec, dbfs_, voice, held), got in sorted(hits.items(), key=lambda kv: (not kv[0][3], kv[0][:3])):
+        side = "HELD" if held else "TUNE"
+        fresh.add(
+            Figure(
+                f"echo.quiet.{rec}.{voice}.{side.lower()}.{_key(f'{dbfs_:.0f}')}_pct",
+                f"{rec}: commands at RT60 0.5 s, 1.5 m, {dbfs_:.0f} dBFS, {voice} voices, {side} "
+                f"({sum(got)}/{len(got)})",
+                round(100.0 * sum(got) / len(got), 1),
+                "%",
+                target=90.0 if held and dbfs_ == -38.0 else None,
+                higher_is_better=True,
+            )
+        )
+    for (rec, dbfs_), counts in sorted(false.items()):
+        fresh.add(
+            Figure(
+                f"echo.quiet.{rec}.{_key(f'{dbfs_:.0f}')}_false",
+                f"{rec}: false intents from "
+                f"{len(counts)} sentences that are no command, RT60 0.5 s, {dbfs_:.0f} dBFS",
+                sum(counts),
+                target=0,
+            )
+        )
+    note = (
+        f"Quiet reverberant commands: {len(chosen)} clips ({len(QUIET_WORDS)} commands, the bundled voice "
+        f"at {len(PIPER_SCALES)} speeds, {len(ESPEAK)} espeak voices) at {len(QUIET_DBFS)} levels, "
+        f"{len(nothing)} sentences that are no command, measured alone."
     )
     return _merge(old, fresh, note)
 
