@@ -41,6 +41,11 @@ microphone, user 1.5 m away at -38 dBFS; device latency 60 ms against a delay hi
   and -45 dBFS with the coach silent, through speexdsp (its reference silent); right
   when exactly the intent fires. False intents: the routine's text and chatter (bundled
   voice and espeak en-us) at the same levels.
+- Self-triggers over a session (`--only echo.session`): the default routine, started by
+  a typed command, in a closed loop with the room (tests/kit/room.py `ClosedLoopMic`),
+  the echo 30 dB over a silent user, heard by `run --in`'s pipeline (speexdsp); every
+  command understood after the start is the coach obeying itself. Latency: a burst
+  train through `EchoStage(SpeexDspCanceller())` in 30 ms chunks, cross-correlated.
 - CPU: the canceller's process time per audio second (a ratio; pyaec's includes its
   ctypes list conversions).
 """
@@ -56,7 +61,7 @@ import numpy as np
 
 from assistant.coach import routine as routines
 from assistant.coach.dialogue import in_order_of_use
-from assistant.coach.events import Say, SayKind
+from assistant.coach.events import Say, SayKind, Understood
 from assistant.coach.intents import IntentSet
 from assistant.coach.track import SpeechTrack
 from assistant.hear.echo import FRAME_SAMPLES, Canceller, SpeexCanceller, SpeexDspCanceller, WebRtcCanceller
@@ -65,6 +70,7 @@ from assistant.pcm import RATE_HZ, Samples
 from bench.context import Bench, language, vosk_model
 from bench.report import Figure, Section
 from tests.kit import real, room, speech
+from tests.kit.sessions import Events
 
 log = logging.getLogger(__name__)
 
@@ -495,6 +501,119 @@ def measure_quiet(bench: Bench, old: Section | None) -> Section:
         f"{len(nothing)} sentences that are no command, measured alone."
     )
     return _merge(old, fresh, note)
+
+
+SESSION = replace(BASE, echo_db=30.0)  # the user silent; the echo 30 dB over their -38 dBFS
+
+
+def measure_session(bench: Bench, old: Section | None) -> Section:
+    """Self-triggers over a whole session (`python -m bench --only echo.session`): the default
+    routine, started by a typed command, plays into the simulated bedroom in a closed loop
+    (tests/kit/room.py `ClosedLoopMic`, SESSION's conditions) and the pipeline of `run --in`
+    hears the microphone through its default canceller; nobody else speaks, so every
+    command understood after the start is the coach obeying itself. Then the latency the
+    canceller adds (`latency_rows`)."""
+    from assistant.app.offline import run_audio
+    from assistant.app.settings import Settings
+    from assistant.app.wiring import Needs, build
+    from assistant.hear.sphinx_engine import SphinxRecognizer
+    from assistant.hear.vosk_engine import VoskModel, VoskRecognizer
+    from assistant.speak.render import OutputTrack
+    from tests.kit.models import english_model
+
+    fresh = Section("echo", "9. Echo cancellation", __doc__.split("\n\n", 1)[1].strip())
+    lang, routine, config = language(), routines.load(), Settings()
+    path = vosk_model() or english_model()
+    makers: dict[str, Callable[[Sequence[str]], Recognizer]] = {"pocketsphinx": SphinxRecognizer}
+    if path is not None:
+        model = VoskModel(path)
+        makers["vosk"] = lambda phrases: VoskRecognizer(model, phrases)
+    # How long the session plays, and its level, from a run with nobody listening.
+    dry = build(config, routine, lang, Needs(voice=True))
+    played = OutputTrack(dry.cache, config.volume, RATE_HZ)  # type: ignore[arg-type]
+    events = Events()
+    dry.session.sinks += [events, played]
+    dry.session.hear("start back stretch", 0.0)
+    dry.session.run_until(30.0 if bench.quick else float("inf"))
+    end_s = max(e.t + e.duration_s for e in events.events if isinstance(e, Say)) + 2.0
+    power = room.active_power(played.samples(0, round(end_s * RATE_HZ)))
+    for rec, make in makers.items():
+        pipeline = build(config, routine, lang, Needs(voice=True, listen=True, echo=True, recognizer=make))
+        events, played = Events(), OutputTrack(pipeline.cache, config.volume, RATE_HZ)  # type: ignore[arg-type]
+        pipeline.session.sinks += [events, played]
+        pipeline.session.hear("start back stretch", 0.0)
+        loop = room.ClosedLoopMic(room.Room(GEOMETRY, SESSION, power), np.zeros(1, np.int16), played, end_s)
+        started = time.monotonic()
+        run_audio(pipeline.session, pipeline.listener, loop.chunks(), pipeline.echo)  # type: ignore[arg-type]
+        heard = [e for e in events.events if isinstance(e, Understood)][1:]  # the typed start first
+        cues = sum(isinstance(e, Say) and e.t < end_s for e in events.events)
+        log.info(
+            "session, %s: %d cues, %.0f s, self-triggers %s (%.0f s)",
+            rec,
+            cues,
+            end_s,
+            [(round(e.t, 1), e.name) for e in heard],
+            time.monotonic() - started,
+        )
+        fresh.add(
+            Figure(
+                f"echo.session.{rec}.self_triggers",
+                f"speexdsp, {rec}: self-triggers over a whole "
+                f"session ({end_s / 60:.1f} min, {cues} things said) at +30 dB echo",
+                len(heard),
+                target=0,
+            )
+        )
+    latency_rows(fresh)
+    note = (
+        f"Self-triggers over a session: the default routine, {end_s:.0f} s, closed loop, echo +30 dB over "
+        "a silent user at -38 dBFS, RT60 0.4 s, device latency 60 ms; measured alone."
+    )
+    return _merge(old, fresh, note)
+
+
+def latency_rows(section: Section) -> None:
+    """The latency the default canceller adds: a click train through `EchoStage(SpeexDspCanceller())`
+    in the capture's 30 ms chunks, nothing played (reference silent), the output's lag on
+    the input by cross-correlation; and the stage's framing, from its structure."""
+    from assistant.hear.capture import CHUNK_FRAMES
+    from assistant.hear.echo import EchoStage, SpeexDspCanceller
+
+    rng = np.random.default_rng(5)
+    x = np.zeros(4 * RATE_HZ)
+    for at in range(RATE_HZ, len(x) - RATE_HZ // 2, RATE_HZ // 2):  # 5 ms bursts of noise, -20 dBFS
+        x[at : at + 80] = rng.normal(0, 3277, 80)
+    mic = room.to_int16(x + rng.normal(0, 10, len(x)))
+    stage = EchoStage(SpeexDspCanceller())
+    out = np.concatenate(
+        [
+            stage.feed(mic[i : i + CHUNK_FRAMES], np.zeros(len(mic[i : i + CHUNK_FRAMES]), np.int16))
+            for i in range(0, len(mic), CHUNK_FRAMES)
+        ]
+    ).astype(np.float64)
+    a = mic[RATE_HZ : len(out)].astype(np.float64)
+    lags = range(0, 481)
+    corr = [float(np.dot(a[: len(a) - 480], out[RATE_HZ + k : RATE_HZ + k + len(a) - 480])) for k in lags]
+    lag_ms = 1000.0 * int(np.argmax(corr)) / RATE_HZ
+    section.add(
+        Figure(
+            "echo.speexdsp.latency_ms",
+            "speexdsp: latency it adds, a click through it, cross-correlated",
+            round(lag_ms, 2),
+            "ms",
+            target=20.0,
+        )
+    )
+    framing = 1000.0 * (FRAME_SAMPLES - 1) / RATE_HZ
+    section.add(
+        Figure(
+            "echo.stage.framing_ms",
+            "EchoStage: the most a sample waits for its 10 ms frame "
+            "(none when chunks are whole frames, as capture's 30 ms are)",
+            round(framing, 2),
+            "ms",
+        )
+    )
 
 
 def _merge(old: Section | None, fresh: Section, note: str) -> Section:
