@@ -79,6 +79,9 @@ REAL_TIME = {"voice"}  # sections that need the private PulseAudio daemon
 PARTS: dict[str, Callable[[Bench, Section | None], Section]] = {
     "instructions.speak": instructions.measure_speak,
     "echo.barge": echo.measure_barge,
+    "echo.between": echo.measure_between,
+    "echo.quiet": echo.measure_quiet,
+    "echo.session": echo.measure_session,
 }
 
 
@@ -138,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         help="measure only these sections (comma-separated, of: accuracy, latency, load, memory, real, "
         "voice, wordings, echo, instructions; or instructions.speak, piper's count alone; or "
-        "echo.barge, the barge-in rows of the three cancellers with vosk alone) and keep "
+        "echo.barge, the barge-in rows of the three cancellers with vosk alone; echo.between, "
+        "commands after a cue; echo.quiet, quiet reverberant commands; echo.session, "
+        "self-triggers over a session and the canceller's latency) and keep "
         "the others from the results already in --out, each with its own date",
     )
     args = parser.parse_args(argv)

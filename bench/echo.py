@@ -26,9 +26,26 @@ microphone, user 1.5 m away at -38 dBFS; device latency 60 ms against a delay hi
   intent fires from speech ending after the user began; `none`: no canceller; `alone`
   (the baseline column): the user in the room without any echo. `vosk barge-in`: the
   Listener knows when the coach spoke, so vosk decodes what overlaps it with the
-  barge-in phrases alone, brought up in level (vosk_engine.py, BARGE_LEVEL_DBFS); the
+  barge-in phrases alone, brought up in level (vosk_engine.py, LEVEL_DBFS); the
   others are heard as if the coach were silent.
   Self-triggers: intents fired from the cues before the user spoke.
+- Commands between cues (`--only echo.between`): pause, stop, resume, slower, faster,
+  repeat and "where am i" (chosen before tuning) by the 8 espeak voices, and the 12 real
+  speakers' "stop", said 0.5 s after a cue's last sound at +20 dB (after 30 s of cues),
+  through speexdsp (the default) and, as the baseline, the user alone in the room; vosk
+  and pocketsphinx each through the `Listener` with the session's track, as in a session.
+  vosk's echo-aware endpointer threshold and its gain were tuned on TUNE only.
+- Quiet reverberant commands (`--only echo.quiet`): the same commands and "start back
+  stretch", by the bundled voice at 6 speeds (deterministic prosody; split by
+  "piper <speed>") and the 8 espeak voices, said 1.5 m away at RT60 0.5 s, at -26, -38
+  and -45 dBFS with the coach silent, through speexdsp (its reference silent); right
+  when exactly the intent fires. False intents: the routine's text and chatter (bundled
+  voice and espeak en-us) at the same levels.
+- Self-triggers over a session (`--only echo.session`): the default routine, started by
+  a typed command, in a closed loop with the room (tests/kit/room.py `ClosedLoopMic`),
+  the echo 30 dB over a silent user, heard by `run --in`'s pipeline (speexdsp); every
+  command understood after the start is the coach obeying itself. Latency: a burst
+  train through `EchoStage(SpeexDspCanceller())` in 30 ms chunks, cross-correlated.
 - CPU: the canceller's process time per audio second (a ratio; pyaec's includes its
   ctypes list conversions).
 """
@@ -44,7 +61,7 @@ import numpy as np
 
 from assistant.coach import routine as routines
 from assistant.coach.dialogue import in_order_of_use
-from assistant.coach.events import Say, SayKind
+from assistant.coach.events import Say, SayKind, Understood
 from assistant.coach.intents import IntentSet
 from assistant.coach.track import SpeechTrack
 from assistant.hear.echo import FRAME_SAMPLES, Canceller, SpeexCanceller, SpeexDspCanceller, WebRtcCanceller
@@ -53,6 +70,7 @@ from assistant.pcm import RATE_HZ, Samples
 from bench.context import Bench, language, vosk_model
 from bench.report import Figure, Section
 from tests.kit import real, room, speech
+from tests.kit.sessions import Events
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +301,330 @@ def double_talk(
                                    f"{coach_s:.0f} s of cues before the user spoke, +20 dB",
                                    selftrig.get((engine, rec), 0), target=0))  # fmt: skip
     section.notes.append(f"{len(chosen)} double-talk trials.")
+
+
+BETWEEN_WORDS = ("pause", "stop", "resume", "slower", "faster", "repeat", "where am i")  # fixed before tuning
+AFTER_S = 0.5  # the user speaks this long after the cue's last sound
+
+
+def between_trials(quick: bool) -> list[Trial]:
+    """Every espeak voice saying each of BETWEEN_WORDS, and the real speakers' "stop"."""
+    lang = language()
+    out = []
+    for v in ESPEAK:
+        for word in BETWEEN_WORDS:
+            intent = lang.match(word)
+            assert intent is not None, word
+            out.append(Trial(f"espeak {v}", real.held_out(v), intent.name, speech.espeak(word, v)))
+    if real.available():
+        stops = [c for c in real.clips() if c.intent == "stop"]
+        out += [Trial(f"real {c.speaker}", c.held, "stop", real.samples(c.file)) for c in stops[:REAL_STOPS]]
+    return out[:: len(out) // 6] if quick else out
+
+
+def measure_between(bench: Bench, old: Section | None) -> Section:
+    """Commands said AFTER_S after a cue ended, at +20 dB (`python -m bench --only
+    echo.between`): the default canceller (speexdsp) and the user alone, vosk and
+    pocketsphinx each with the session's track (the Listener's gate, vosk's barge-in
+    decoding and the echo-aware endpointer all as in a session)."""
+    fresh = Section("echo", "9. Echo cancellation", __doc__.split("\n\n", 1)[1].strip())
+    lang = language()
+    clips = cues(6 if bench.quick else 14)
+    long_cues = sorted(clips, key=len)[-4:]
+    before = coach_track(clips[:3] if bench.quick else clips)[
+        : round((4.0 if bench.quick else BEFORE_S) * RATE_HZ)
+    ]
+    makers = {e: real.maker(e, lang, vosk_model()) for e in ("vosk", "pocketsphinx")}
+    results: dict[tuple[str, str, bool], list[bool]] = {}
+    chosen = between_trials(bench.quick)
+    for n, trial in enumerate(chosen):
+        cue = long_cues[n % len(long_cues)]
+        cue_end = len(before) + int(np.flatnonzero(cue)[-1]) + 1
+        at = cue_end + round(AFTER_S * RATE_HZ)
+        played = np.concatenate([before, cue, speech.silence(3.0)])
+        user = np.zeros(len(played))
+        user[at : at + len(trial.dry)] = trial.dry
+        mic = room.Room(GEOMETRY, replace(BASE, seed=n), room.active_power(cue)).mic(played, user)
+        spoke = coach_spoke(played)
+        for engine in ("speexdsp", "alone"):
+            out = (
+                room.to_int16(mic.user + mic.noise)
+                if engine == "alone"
+                else cancel(engine, mic.samples, played)
+            )
+            for rec, make in makers.items():
+                if make is None:
+                    continue
+                commands = hear(make(), lang, out, spoke)
+                hit = any(name == trial.intent and end > at / RATE_HZ for name, end in commands)
+                results.setdefault((engine, rec, trial.held), []).append(hit)
+                log.info(
+                    "between %d/%d %s %s %s, %s, %s: heard %s",
+                    n + 1,
+                    len(chosen),
+                    trial.who,
+                    trial.intent,
+                    "HELD" if trial.held else "TUNE",
+                    engine,
+                    rec,
+                    commands,
+                )
+    for (engine, rec, held), hits in sorted(results.items(), key=lambda kv: (not kv[0][2], kv[0][:2])):
+        if engine == "alone":
+            continue
+        side = "HELD" if held else "TUNE"
+        base = results.get(("alone", rec, held), [])
+        label = (
+            f"{engine}, {rec}: commands between cues ({AFTER_S} s after one) at +20 dB, {side} "
+            f"({sum(hits)}/{len(hits)}; the user alone {sum(base)}/{len(base)})"
+        )
+        fresh.add(
+            Figure(
+                f"echo.{engine}.{rec}.{side.lower()}.between_pct",
+                label,
+                round(100.0 * sum(hits) / len(hits), 1),
+                "%",
+                target=95.0 if held else None,
+                higher_is_better=True,
+                baseline=round(100.0 * sum(base) / len(base), 1) if base else None,
+            )
+        )
+    note = (
+        f"Commands between cues: {len(chosen)} trials ({', '.join(BETWEEN_WORDS)} by {len(ESPEAK)} espeak "
+        f"voices, real speakers' stop), said {AFTER_S} s after a cue, measured alone."
+    )
+    return _merge(old, fresh, note)
+
+
+QUIET_GEOMETRY = room.Geometry(rt60_s=0.5, user_m=1.5)
+QUIET_WORDS = (*BETWEEN_WORDS, "start back stretch")
+QUIET_DBFS = (-26.0, -38.0, -45.0)
+PIPER_SCALES = (0.8, 0.9, 1.0, 1.1, 1.2, 1.3)  # the bundled voice's speeds, split by "piper <scale>"
+
+
+def quiet_trials(quick: bool) -> list[Trial]:
+    """QUIET_WORDS by the bundled voice at PIPER_SCALES (deterministic prosody) and by the
+    espeak voices; each voice on its side of the fixed split."""
+    lang = language()
+    out = []
+    for word in QUIET_WORDS:
+        intent = lang.match(word)
+        assert intent is not None, word
+        for scale in PIPER_SCALES:
+            out.append(
+                Trial(
+                    f"piper {scale}",
+                    real.held_out(f"piper {scale}"),
+                    intent.name,
+                    speech.piper(word, scale, varied=False),
+                )
+            )
+        out += [Trial(f"espeak {v}", real.held_out(v), intent.name, speech.espeak(word, v)) for v in ESPEAK]
+    return out[:: len(out) // 6] if quick else out
+
+
+def no_commands(quick: bool) -> list[Trial]:
+    """The routine's text and chatter (tests/kit/corpus.py), bundled voice and espeak en-us:
+    speech that must fire nothing."""
+    from tests.kit.corpus import CHATTER, ROUTINE_TEXT
+
+    texts = (ROUTINE_TEXT + CHATTER)[: 3 if quick else None]
+    return [Trial("piper", False, "", speech.piper(t, varied=False)) for t in texts] + [
+        Trial("espeak en-us", False, "", speech.espeak(t, "en-us")) for t in texts
+    ]
+
+
+def measure_quiet(bench: Bench, old: Section | None) -> Section:
+    """Quiet, reverberant commands (`python -m bench --only echo.quiet`): the coach silent,
+    the user 1.5 m away at RT60 0.5 s, at QUIET_DBFS, heard through the default canceller
+    (speexdsp, its reference silent, as in a session between cues) by vosk and
+    pocketsphinx; false intents from speech that is no command at the same levels."""
+    fresh = Section("echo", "9. Echo cancellation", __doc__.split("\n\n", 1)[1].strip())
+    lang = language()
+    makers = {e: real.maker(e, lang, vosk_model()) for e in ("vosk", "pocketsphinx")}
+    chosen, nothing = quiet_trials(bench.quick), no_commands(bench.quick)
+    hits: dict[tuple[str, float, str, bool], list[bool]] = {}
+    false: dict[tuple[str, float], list[int]] = {}
+    for n, trial in enumerate(chosen + nothing):
+        for dbfs_ in QUIET_DBFS:
+            lead = round(1.0 * RATE_HZ)
+            user = np.concatenate([np.zeros(lead), trial.dry, np.zeros(round(1.5 * RATE_HZ))])
+            conditions = replace(BASE, user_dbfs=dbfs_, seed=n)
+            mic = room.Room(QUIET_GEOMETRY, conditions, 1.0).mic(np.zeros(len(user)), user)
+            out = cancel("speexdsp", mic.samples, np.zeros(len(user), np.int16))
+            for rec, make in makers.items():
+                if make is None:
+                    continue
+                fired = [name for name, _ in hear(make(), lang, out)]
+                if trial.intent:
+                    hits.setdefault((rec, dbfs_, trial.who.split()[0], trial.held), []).append(
+                        fired == [trial.intent]
+                    )
+                else:
+                    false.setdefault((rec, dbfs_), []).append(len(fired))
+                log.info(
+                    "quiet %d/%d %s %r %.0f dBFS, %s: heard %s",
+                    n + 1,
+                    len(chosen) + len(nothing),
+                    trial.who,
+                    trial.intent,
+                    dbfs_,
+                    rec,
+                    fired,
+                )
+    for (rec, dbfs_, voice, held), got in sorted(hits.items(), key=lambda kv: (not kv[0][3], kv[0][:3])):
+        side = "HELD" if held else "TUNE"
+        fresh.add(
+            Figure(
+                f"echo.quiet.{rec}.{voice}.{side.lower()}.{_key(f'{dbfs_:.0f}')}_pct",
+                f"{rec}: commands at RT60 0.5 s, 1.5 m, {dbfs_:.0f} dBFS, {voice} voices, {side} "
+                f"({sum(got)}/{len(got)})",
+                round(100.0 * sum(got) / len(got), 1),
+                "%",
+                target=90.0 if held and dbfs_ == -38.0 else None,
+                higher_is_better=True,
+            )
+        )
+    for (rec, dbfs_), counts in sorted(false.items()):
+        fresh.add(
+            Figure(
+                f"echo.quiet.{rec}.{_key(f'{dbfs_:.0f}')}_false",
+                f"{rec}: false intents from "
+                f"{len(counts)} sentences that are no command, RT60 0.5 s, {dbfs_:.0f} dBFS",
+                sum(counts),
+                target=0,
+            )
+        )
+    note = (
+        f"Quiet reverberant commands: {len(chosen)} clips ({len(QUIET_WORDS)} commands, the bundled voice "
+        f"at {len(PIPER_SCALES)} speeds, {len(ESPEAK)} espeak voices) at {len(QUIET_DBFS)} levels, "
+        f"{len(nothing)} sentences that are no command, measured alone."
+    )
+    return _merge(old, fresh, note)
+
+
+SESSION = replace(BASE, echo_db=30.0)  # the user silent; the echo 30 dB over their -38 dBFS
+
+
+def measure_session(bench: Bench, old: Section | None) -> Section:
+    """Self-triggers over a whole session (`python -m bench --only echo.session`): the default
+    routine, started by a typed command, plays into the simulated bedroom in a closed loop
+    (tests/kit/room.py `ClosedLoopMic`, SESSION's conditions) and the pipeline of `run --in`
+    hears the microphone through its default canceller; nobody else speaks, so every
+    command understood after the start is the coach obeying itself. Then the latency the
+    canceller adds (`latency_rows`)."""
+    from assistant.app.offline import run_audio
+    from assistant.app.settings import Settings
+    from assistant.app.wiring import Needs, build
+    from assistant.hear.sphinx_engine import SphinxRecognizer
+    from assistant.hear.vosk_engine import VoskModel, VoskRecognizer
+    from assistant.speak.render import OutputTrack
+    from tests.kit.models import english_model
+
+    fresh = Section("echo", "9. Echo cancellation", __doc__.split("\n\n", 1)[1].strip())
+    lang, routine, config = language(), routines.load(), Settings()
+    path = vosk_model() or english_model()
+    makers: dict[str, Callable[[Sequence[str]], Recognizer]] = {"pocketsphinx": SphinxRecognizer}
+    if path is not None:
+        model = VoskModel(path)
+        makers["vosk"] = lambda phrases: VoskRecognizer(model, phrases)
+    # How long the session plays, and its level, from a run with nobody listening.
+    dry = build(config, routine, lang, Needs(voice=True))
+    played = OutputTrack(dry.cache, config.volume, RATE_HZ)  # type: ignore[arg-type]
+    events = Events()
+    dry.session.sinks += [events, played]
+    dry.session.hear("start back stretch", 0.0)
+    dry.session.run_until(30.0 if bench.quick else float("inf"))
+    end_s = max(e.t + e.duration_s for e in events.events if isinstance(e, Say)) + 2.0
+    power = room.active_power(played.samples(0, round(end_s * RATE_HZ)))
+    for rec, make in makers.items():
+        pipeline = build(config, routine, lang, Needs(voice=True, listen=True, echo=True, recognizer=make))
+        events, played = Events(), OutputTrack(pipeline.cache, config.volume, RATE_HZ)  # type: ignore[arg-type]
+        pipeline.session.sinks += [events, played]
+        pipeline.session.hear("start back stretch", 0.0)
+        loop = room.ClosedLoopMic(room.Room(GEOMETRY, SESSION, power), np.zeros(1, np.int16), played, end_s)
+        started = time.monotonic()
+        run_audio(pipeline.session, pipeline.listener, loop.chunks(), pipeline.echo)  # type: ignore[arg-type]
+        heard = [e for e in events.events if isinstance(e, Understood)][1:]  # the typed start first
+        cues = sum(isinstance(e, Say) and e.t < end_s for e in events.events)
+        log.info(
+            "session, %s: %d cues, %.0f s, self-triggers %s (%.0f s)",
+            rec,
+            cues,
+            end_s,
+            [(round(e.t, 1), e.name) for e in heard],
+            time.monotonic() - started,
+        )
+        fresh.add(
+            Figure(
+                f"echo.session.{rec}.self_triggers",
+                f"speexdsp, {rec}: self-triggers over a whole "
+                f"session ({end_s / 60:.1f} min, {cues} things said) at +30 dB echo",
+                len(heard),
+                target=0,
+            )
+        )
+    latency_rows(fresh)
+    note = (
+        f"Self-triggers over a session: the default routine, {end_s:.0f} s, closed loop, echo +30 dB over "
+        "a silent user at -38 dBFS, RT60 0.4 s, device latency 60 ms; measured alone."
+    )
+    return _merge(old, fresh, note)
+
+
+def latency_rows(section: Section) -> None:
+    """The latency the default canceller adds: a click train through `EchoStage(SpeexDspCanceller())`
+    in the capture's 30 ms chunks, nothing played (reference silent), the output's lag on
+    the input by cross-correlation; and the stage's framing, from its structure."""
+    from assistant.hear.capture import CHUNK_FRAMES
+    from assistant.hear.echo import EchoStage, SpeexDspCanceller
+
+    rng = np.random.default_rng(5)
+    x = np.zeros(4 * RATE_HZ)
+    for at in range(RATE_HZ, len(x) - RATE_HZ // 2, RATE_HZ // 2):  # 5 ms bursts of noise, -20 dBFS
+        x[at : at + 80] = rng.normal(0, 3277, 80)
+    mic = room.to_int16(x + rng.normal(0, 10, len(x)))
+    stage = EchoStage(SpeexDspCanceller())
+    out = np.concatenate(
+        [
+            stage.feed(mic[i : i + CHUNK_FRAMES], np.zeros(len(mic[i : i + CHUNK_FRAMES]), np.int16))
+            for i in range(0, len(mic), CHUNK_FRAMES)
+        ]
+    ).astype(np.float64)
+    a = mic[RATE_HZ : len(out)].astype(np.float64)
+    lags = range(0, 481)
+    corr = [float(np.dot(a[: len(a) - 480], out[RATE_HZ + k : RATE_HZ + k + len(a) - 480])) for k in lags]
+    lag_ms = 1000.0 * int(np.argmax(corr)) / RATE_HZ
+    section.add(
+        Figure(
+            "echo.speexdsp.latency_ms",
+            "speexdsp: latency it adds, a click through it, cross-correlated",
+            round(lag_ms, 2),
+            "ms",
+            target=20.0,
+        )
+    )
+    framing = 1000.0 * (FRAME_SAMPLES - 1) / RATE_HZ
+    section.add(
+        Figure(
+            "echo.stage.framing_ms",
+            "EchoStage: the most a sample waits for its 10 ms frame "
+            "(none when chunks are whole frames, as capture's 30 ms are)",
+            round(framing, 2),
+            "ms",
+        )
+    )
+
+
+def _merge(old: Section | None, fresh: Section, note: str) -> Section:
+    """`fresh`'s figures in place of `old`'s with the same keys; old's others kept."""
+    if old is None:
+        fresh.notes.append(note)
+        return fresh
+    keys = {f.key for f in fresh.figures}
+    figures = [f for f in old.figures if f.key not in keys] + fresh.figures
+    notes = [n for n in old.notes if not n.startswith(note.split(":")[0] + ":")] + [note]
+    return Section(old.key, old.title, fresh.how, figures, notes, old.wall_s)
 
 
 def measure_barge(bench: Bench, old: Section | None) -> Section:

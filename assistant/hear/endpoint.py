@@ -24,6 +24,15 @@ is waiting to be answered. So an `Endpointer` may be given `complete`: after
 would give when the post-roll is shorter than `early_s`, as by default; vosk's is
 longer, so its early offer has less quiet after the speech) is offered to it, and when it says the
 utterance is a whole command, the utterance ends there.
+
+Over the coach's own voice (`echo`, when given: was the coach speaking, or within the
+Listener's tail, at this frame?) a frame is speech only when its score passes
+`echo_threshold_db`. The echo canceller leaves a residual of the coach's words and of the
+room's reverberation after them, some 20 dB under a quiet user yet above the noise
+estimate: taken for speech, it started an utterance at the cue's end that the hangover
+carried on into a command said 0.5 s later, and the whole was then "over the coach"
+(barge-in phrases only) or decoded as nothing (issue 13; bench/echo.py, "commands
+between cues").
 """
 
 from __future__ import annotations
@@ -55,6 +64,9 @@ class VadSettings:
     high_hz: float = 4000.0
     bands: int = 16  # mel-spaced sub-bands between low_hz and high_hz
     threshold_db: float = 2.2  # mean per-band SNR (negative counts as 0) of a speech frame
+    # The same while the coach speaks, when the caller says when (see the module's
+    # docstring); None: `threshold_db`. vosk's is set in vosk_engine.VOSK_VAD.
+    echo_threshold_db: float | None = None
     onset_s: float = 0.08  # this much speech within onset_window_s starts an utterance
     onset_window_s: float = 0.12
     hangover_s: float = 0.36  # this much continuous non-speech ends it
@@ -180,13 +192,19 @@ class Endpointer:
     """Streaming utterance detection: feed chunks, get the `Segment`s that ended in them.
 
     `complete`, when given, is asked after `early_s` of non-speech whether the utterance
-    so far is a whole command; if it says yes, that segment is the utterance."""
+    so far is a whole command; if it says yes, that segment is the utterance. `echo(start,
+    end)` (audio seconds), when given, says whether the coach was speaking then (see the
+    module's docstring)."""
 
     def __init__(
-        self, settings: VadSettings | None = None, complete: Callable[[Segment], bool] | None = None
+        self,
+        settings: VadSettings | None = None,
+        complete: Callable[[Segment], bool] | None = None,
+        echo: Callable[[float, float], bool] | None = None,
     ) -> None:
         self.settings = s = settings or VadSettings()
         self.complete = complete
+        self.echo = echo
         self.ended_early = 0  # utterances `complete` ended before the hangover
         self.classifier = FrameClassifier(s)
         self.frame_len = self.classifier.frame_len
@@ -233,12 +251,18 @@ class Endpointer:
         if n == 0:
             return []
         frames = buffered[: n * self.frame_len].reshape(n, self.frame_len)
-        decisions, _ = self.classifier.classify(frames.astype(np.float64))
+        decisions, scores = self.classifier.classify(frames.astype(np.float64))
         # The end of frame i, counting back from the chunk's stamped end.
+        step = self.settings.frame_s
         first_end = end_s - (len(self._pending) + (n - 1) * self.frame_len) / RATE_HZ
         out: list[Segment] = []
         for i in range(n):
-            segment = self._step(frames[i], bool(decisions[i]), first_end + i * self.settings.frame_s)
+            end = first_end + i * step
+            speech = bool(decisions[i])
+            echo_db = self.settings.echo_threshold_db
+            if speech and echo_db is not None and self.echo is not None and scores[i] <= echo_db:
+                speech = not self.echo(end - step, end)
+            segment = self._step(frames[i], speech, end)
             if segment is not None:
                 out.append(segment)
         return out

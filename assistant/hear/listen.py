@@ -93,6 +93,11 @@ class Listener:
         # While the coach speaks only a barge-in phrase can count (the gate below), so a
         # recogniser that can decode those utterances with the barge-in phrases alone does
         # (vosk: over the residual of a cancelled echo that hears far more, vosk_engine.py).
+        # And its endpointer takes the canceller's residual of the coach for speech only when
+        # well above it (endpoint.py, echo_threshold_db).
+        set_echo = getattr(recognizer, "set_echo", None)
+        if coach is not None and set_echo is not None:
+            set_echo(self._speaking_audio)
         set_barge_in = getattr(recognizer, "set_barge_in", None)
         if coach is not None and set_barge_in is not None and not self.wake:
             set_barge_in(sorted(intents.barge_in), self._speaking_audio)

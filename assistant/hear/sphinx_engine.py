@@ -40,7 +40,7 @@ import numpy.typing as npt
 from assistant.coach.phrasing import Fillers, normalise
 from assistant.errors import SphinxError
 from assistant.hear.endpoint import Endpointer, Segment, VadSettings, denoise
-from assistant.hear.recognizer import Complete, Hypothesis, distractors
+from assistant.hear.recognizer import Complete, Hypothesis, Speaking, distractors
 
 log = logging.getLogger(__name__)
 
@@ -195,13 +195,17 @@ class SphinxRecognizer:
         """Forget everything learned from audio (the noise estimate, the cepstral mean, an
         utterance in progress), keeping the grammar: as a new recogniser would be, without
         loading the model again (the real-speech tests hear each clip this way)."""
-        self.endpointer = Endpointer(self.settings.vad, complete=self._is_complete)
+        self.endpointer = Endpointer(self.settings.vad, complete=self._is_complete, echo=self.endpointer.echo)
         self._decoder.set_cmn(self._cmn_at_start)
         self._rng = np.random.default_rng(0)
         self._early = None
 
     def reset(self) -> None:
         self.endpointer.reset()
+
+    def set_echo(self, speaking: Speaking) -> None:
+        """When the coach spoke (audio time): the endpointer's echo-aware threshold."""
+        self.endpointer.echo = speaking
 
     # -- decoding ----------------------------------------------------------------
 

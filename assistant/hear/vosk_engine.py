@@ -63,11 +63,17 @@ log = logging.getLogger(__name__)
 # utterance too (Kaldi's online mean normalisation settles on it) 39/56; quiet stayed
 # 48/56 and false intents 1/117 (fan), 0/117 (quiet) in every variant. An early decision
 # still decodes after 0.2 s of quiet: a clean command ends there, a clipped one waits.
-VOSK_VAD = VadSettings(pre_roll_s=0.8, post_roll_s=0.36)
+#
+# Over the coach (and the Listener's tail after it) a frame is speech only at a mean band
+# SNR of echo_threshold_db (endpoint.py). Tuned on the TUNE half of bench/echo.py's commands
+# said 0.5 s after a cue (35 trials, speexdsp, +20 dB, with the gain of LEVEL_DBFS): 2.2 dB
+# (as elsewhere) 21/35, 6 dB 24/35, 10 dB 26/35; the user alone, no echo, 27/35.
+# pocketsphinx keeps 2.2 dB: its hits there went 11/35 to 8/35 at 10 dB (alone 12/35).
+VOSK_VAD = VadSettings(pre_roll_s=0.8, post_roll_s=0.36, echo_threshold_db=10.0)
 
 # Barge-in (issue 13): an utterance that overlaps the coach's own speech is decoded with a
 # grammar of the barge-in phrases alone (plus the distractors and [unk]), from audio
-# brought up to BARGE_LEVEL_DBFS (gain at most BARGE_MAX_GAIN_DB, never below 0 dB).
+# brought up to LEVEL_DBFS (gain at most MAX_GAIN_DB, never below 0 dB).
 # Measured on the TUNE half of bench/echo.py's double-talk trials ("pause"/"stop" said
 # 0.8 s into a cue after 30 s of cues, +20 dB echo, the user at -38 dBFS, speexdsp's
 # canceller): the full grammar heard 0/18 as the segment came, 9/18 with the gain alone,
@@ -75,8 +81,14 @@ VOSK_VAD = VadSettings(pre_roll_s=0.8, post_roll_s=0.36)
 # word badly: the same user with no echo at all was heard 11/18 as recorded, 16/18 with the
 # gain. Over the cues' residual echo the barge-in grammar decodes distractors ("they",
 # "what") or nothing.
-BARGE_LEVEL_DBFS = -20.0
-BARGE_MAX_GAIN_DB = 24.0
+# Stop 20: every utterance, not only those over the coach, is brought up so. A command said
+# 0.5 s after a cue (bench/echo.py, TUNE, 35 trials of 7 commands, +20 dB echo through
+# speexdsp, vosk) was heard 10/35 as it came and 21/35 with this gain; with the echo-aware
+# endpointer (VOSK_VAD) 26/35 at -20 dBFS, 22/35 at -26, 25/35 at -14. The user alone, no
+# echo: 25/35 as it came, 27/35 with the gain. (pocketsphinx: no better with a gain, 7/35
+# and 9/35 at -20 and -30 dBFS against 8/35.)
+LEVEL_DBFS = -20.0
+MAX_GAIN_DB = 24.0
 
 # vosk's grammar gives every entry of its list the same weight, so a word's prior grows
 # with the entries that begin with it: "start" begins 156 phrases of 2,117, "stop" 34, and
@@ -406,7 +418,7 @@ class VoskRecognizer:
     def set_barge_in(self, phrases: Sequence[str], speaking: Speaking) -> None:
         """Decode an utterance during which `speaking(speech_start_s, speech_end_s)` (audio
         time) says the coach spoke with a grammar of `phrases` alone, from audio brought
-        up to BARGE_LEVEL_DBFS (see there for the measurement); those of them `set_phrases`
+        up to LEVEL_DBFS (see there for the measurement); those of them `set_phrases`
         was told to favour are entered BARGE_FAVOURED_COPIES times."""
         import vosk
 
@@ -415,6 +427,10 @@ class VoskRecognizer:
         rec = vosk.KaldiRecognizer(self.model.handle, RATE_HZ, grammar.json)
         rec.SetWords(True)
         self._barge = (rec, grammar, speaking)
+
+    def set_echo(self, speaking: Speaking) -> None:
+        """When the coach spoke (audio time): the endpointer's echo-aware threshold."""
+        self.endpointer.echo = speaking
 
     def knows(self, word: str) -> bool:
         return self.model.knows(word)
@@ -434,10 +450,11 @@ class VoskRecognizer:
 
     def _decode(self, segment: Segment) -> str:
         """The phrase one utterance is, or "" (a rejection), decoded from a fresh state."""
-        rec, grammar, samples = self._rec, self.grammar, segment.samples
+        rec, grammar = self._rec, self.grammar
         if self._barge is not None and self._barge[2](segment.speech_start_s, segment.speech_end_s):
             rec, grammar, _ = self._barge
-            samples = level_up(samples, BARGE_LEVEL_DBFS, BARGE_MAX_GAIN_DB)
+        # Every utterance brought up (see LEVEL_DBFS), not only those over the coach.
+        samples = level_up(segment.samples, LEVEL_DBFS, MAX_GAIN_DB)
         rec.Reset()
         # One call: vosk checks its endpoint rules once per call, so they cannot cut the
         # utterance at a pause inside it (after a filler, say); if they fire at its end,

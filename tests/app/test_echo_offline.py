@@ -15,7 +15,7 @@ from assistant.app.offline import OfflineEcho, run_audio
 from assistant.app.settings import Settings
 from assistant.app.wiring import Needs, Pipeline, build
 from assistant.coach import routine as routines
-from assistant.coach.events import Cut, Event, Say, SayKind, Understood
+from assistant.coach.events import Cut, Say, SayKind, Understood
 from assistant.coach.intents import IntentSet
 from assistant.hear.capture import Chunk
 from assistant.hear.echo import FRAME_SAMPLES
@@ -25,21 +25,10 @@ from assistant.speak.render import OutputTrack
 from tests.hear.test_echo import Recorder
 from tests.kit import room
 from tests.kit.models import require_english_model
-from tests.kit.sessions import SHORT_ROUTINE
+from tests.kit.sessions import SHORT_ROUTINE, Events
 
 CALIBRATION = "Take a deep breath in, holding your knee."  # a cue of both routines
 GEOMETRY = room.Geometry(rt60_s=0.3)
-
-
-class Events:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def write(self, event: Event) -> None:
-        self.events.append(event)
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")

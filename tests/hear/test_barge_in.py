@@ -14,6 +14,7 @@ import pytest
 from assistant.coach.events import Say, SayKind
 from assistant.coach.intents import IntentSet
 from assistant.coach.track import SpeechTrack
+from assistant.hear import vosk_engine
 from assistant.hear.capture import Chunk
 from assistant.hear.endpoint import Segment
 from assistant.hear.listen import Listener
@@ -75,14 +76,19 @@ def test_over_the_coach_only_barge_in_phrases_are_decoded(model: VoskModel, lang
     assert heard(model, lang, quiet("stop", -30.0), coach) == ["stop"]
 
 
-def test_a_quiet_stop_over_the_coach_is_brought_up_in_level(model: VoskModel, lang: IntentSet) -> None:
+def test_a_quiet_stop_is_brought_up_in_level(
+    model: VoskModel, lang: IntentSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The small model hears a quiet word badly: at -50 dBFS (a relaxed voice further than
-    across a bedroom) "stop" is not heard as it comes, and is once brought up."""
+    across a bedroom) "stop" is not heard as it comes, and is once brought up, over the
+    coach or not (every utterance is, since stop 20)."""
     coach: SpeechTrack[Say] = SpeechTrack()
     coach.add(0.0, 30.0, Say(0.0, "Breathe in slowly.", 30.0, SayKind.INHALE))
     audio = quiet("stop", -50.0)
-    assert heard(model, lang, audio, None) == []
+    assert heard(model, lang, audio, None) == ["stop"]
     assert heard(model, lang, audio, coach) == ["stop"]
+    monkeypatch.setattr(vosk_engine, "MAX_GAIN_DB", 0.0)  # no gain
+    assert heard(model, lang, audio, None) == []
 
 
 def test_over_the_coach_an_utterance_is_decoded_once(
@@ -115,4 +121,6 @@ def test_over_the_coach_an_utterance_is_decoded_once(
         listener.flush(len(audio) / RATE_HZ)
         decoded[name] = spans
     assert len(decoded["silent"]) > len(decoded["speaking"]) >= 1
-    assert decoded["speaking"][-1] == decoded["silent"][-1]  # the whole utterance, decoded in both
+    # The whole utterance, decoded in both (over the coach the endpointer's echo-aware
+    # threshold takes the sentence's weakest last frames for residual echo: 3.92 s, not 3.96).
+    assert decoded["speaking"][-1] == pytest.approx(decoded["silent"][-1], abs=0.1)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from assistant.coach import intents
 from assistant.coach.dialogue import Dialogue, simulate
-from assistant.coach.events import Action, Cut, Say, SayKind, StateChange
+from assistant.coach.events import Action, Cut, Event, Say, SayKind, StateChange
 from assistant.coach.intents import IntentSet
 from assistant.coach.track import SpeechTrack
 
@@ -84,3 +84,16 @@ def completed_reps(actions: Iterable[Action]) -> list[tuple[int, str, int]]:
             done.append((before.set_no, before.side, before.rep))
         before = a
     return done
+
+
+class Events:
+    """A session sink that keeps every event."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def write(self, event: Event) -> None:
+        self.events.append(event)
+
+    def close(self) -> None:
+        pass
