@@ -23,7 +23,7 @@ from assistant.coach.intents import IntentSet
 from assistant.coach.session import Session
 from assistant.errors import ScriptError
 from assistant.hear.capture import Chunk
-from assistant.hear.echo import FRAME_SAMPLES, Canceller
+from assistant.hear.echo import FRAME_SAMPLES, Canceller, EchoJudge
 from assistant.hear.listen import Listener
 from assistant.pcm import RATE_HZ
 from assistant.speak.render import OutputTrack
@@ -101,13 +101,15 @@ class OfflineEcho:
     when a frame is cleaned the session has run to its start, so every sample of that
     reference has been decided (a cue starting within the frame is not known yet). The
     canceller finds the real delay itself; one frame less is still causal for any device
-    latency over 10 ms."""
+    latency over 10 ms. As live, the capture is heard as it is until the canceller has learnt
+    the echo (`EchoJudge`)."""
 
     def __init__(self, canceller: Canceller, output: OutputTrack) -> None:
         if output.rate_hz != RATE_HZ:
             raise ValueError(f"the echo reference must be at {RATE_HZ} Hz, not {output.rate_hz}")
         self.canceller = canceller
         self.output = output
+        self.judge = EchoJudge()  # until the canceller has learnt the echo: the capture as it is
         self._pending = np.zeros(0, np.int16)
         self._done = 0  # samples of capture handed out
 
@@ -126,7 +128,9 @@ class OfflineEcho:
         stop = round(frame.end_s * RATE_HZ) - FRAME_SAMPLES
         reference = self.output.samples(stop - FRAME_SAMPLES, stop)
         self.output.forget_before(stop - FRAME_SAMPLES)
-        return Chunk(self.canceller.process(frame.samples, reference), frame.end_s)
+        cleaned = self.canceller.process(frame.samples, reference)
+        self.judge.update(frame.samples, cleaned, reference)
+        return Chunk(cleaned, frame.end_s) if self.judge.learnt else frame
 
 
 def run_audio(

@@ -275,6 +275,54 @@ MAX_GAP_S = 10.0  # a longer jump of the player's frames starts the reference af
 PLAYED_BLOCKS = 1000  # blocks of output kept for the listening thread (1024 frames: 46 s at 22 kHz)
 
 
+class EchoJudge:
+    """Has the canceller learnt the echo? Judged on the last CONVERGENCE_S of the coach's
+    voice (the reference loud): the capture's power over the cleaned output's, learnt from
+    LEARNT_DB, lost under LOST_DB. Until it has (and when it loses it: an underrun moved
+    the echo, the echo clips), the listener hears the microphone as it is: a half-learnt
+    residue is garbled speech, in which the barge-in grammar once heard "hang on" (the
+    PulseAudio test, 10 dB down), and vosk heard "wait" through speexdsp at +30 dB (14 dB
+    down; bench section 9, a whole session); the coach's clear voice it decodes as nothing
+    (bench section 9: 0 in 840 s). Also logs what it removes every REPORT_S of the voice."""
+
+    def __init__(self) -> None:
+        self._recent: deque[tuple[float, float, int]] = deque()  # energies in, out; samples
+        self._report = [0.0, 0.0, 0]  # the same since the last report
+        self.erle_db = 0.0
+        self.learnt = False
+        self.removed_db: float | None = None  # the last report's
+
+    def update(self, capture: Samples, cleaned: Samples, reference: Samples) -> None:
+        if not len(cleaned) or np.abs(reference).max(initial=0) < SPEAKING_PEAK:
+            return
+        n = len(cleaned)
+        energy_in = float(np.sum(np.square(capture[:n].astype(np.float64))))
+        energy_out = float(np.sum(np.square(cleaned.astype(np.float64))))
+        self._recent.append((energy_in, energy_out, n))
+        while sum(k for _, _, k in self._recent) > CONVERGENCE_S * RATE_HZ:
+            self._recent.popleft()
+        total_in = sum(e for e, _, _ in self._recent)
+        total_out = sum(e for _, e, _ in self._recent)
+        self.erle_db = 10 * float(np.log10((total_in + 1.0) / (total_out + 1.0)))
+        if self.learnt != (self.erle_db >= (LOST_DB if self.learnt else LEARNT_DB)):
+            self.learnt = not self.learnt
+            if self.learnt:
+                log.info(
+                    "echo canceller: the coach's voice is %.0f dB down; it can be interrupted", self.erle_db
+                )
+            else:
+                log.info("echo canceller: only %.0f dB down; the microphone is heard as it is until "
+                         "the canceller has learnt the echo again", self.erle_db)  # fmt: skip
+        self._report[0] += energy_in
+        self._report[1] += energy_out
+        self._report[2] += n
+        if self._report[2] >= REPORT_S * RATE_HZ:
+            self.removed_db = 10 * float(np.log10((self._report[0] + 1.0) / (self._report[1] + 1.0)))
+            log.info("echo cancelled: %.1f dB less while the coach spoke (last %.0f s of its voice)",
+                     self.removed_db, REPORT_S)  # fmt: skip
+            self._report = [0.0, 0.0, 0]
+
+
 class Clock:
     """A stream of samples at `rate_hz` and the times its stamps give them: sample i sounds
     (or was captured) at `anchor_s + (i - anchor_i) / rate_hz`. The stamps jitter, the
@@ -356,15 +404,7 @@ class LiveEcho:
         self._last_lag: int | None = None
         self.delay_s: float | None = None  # the echo's delay after its reference, last measured
         # What it removes while the coach speaks (logged every REPORT_S of the coach's voice)
-        self._energy = [0.0, 0.0, 0]  # capture, cleaned, samples
-        self.removed_db: float | None = None
-        # Whether the canceller has learnt the echo: until it has (and when an underrun or a
-        # moved device sets it back), its output has the coach's voice garbled, in which the
-        # barge-in grammar once heard "hang on" (PulseAudio test, 10 dB down); the microphone
-        # as it is, the coach's clear voice, it does not (bench section 9: 0 in 840 s).
-        self._recent_power: deque[tuple[float, float, int]] = deque()  # energies in, out; samples
-        self.erle_db = 0.0
-        self.converged = False
+        self.judge = EchoJudge()
 
     # -- the output callback's side -------------------------------------------------
 
@@ -391,41 +431,9 @@ class LiveEcho:
         self._follow_delay(chunk.samples)
         cleaned = self.stage.feed(chunk.samples, reference)
         raw = self.stage.fed
-        self._measure(raw, cleaned, reference)
-        heard = cleaned if self.converged else raw
+        self.judge.update(raw, cleaned, reference)
+        heard = cleaned if self.judge.learnt else raw
         return Chunk(heard, chunk.end_s - self.stage.pending / RATE_HZ)
-
-    def _measure(self, capture: Samples, cleaned: Samples, reference: Samples) -> None:
-        """Echo removed while the coach spoke: capture power over cleaned power, in dB; and
-        whether the canceller has learnt the echo (`converged`)."""
-        if not len(cleaned) or np.abs(reference).max(initial=0) < SPEAKING_PEAK:
-            return
-        power_in = float(np.mean(np.square(capture.astype(np.float64))))
-        power_out = float(np.mean(np.square(cleaned.astype(np.float64))))
-        self._recent_power.append((power_in * len(cleaned), power_out * len(cleaned), len(cleaned)))
-        while sum(n for _, _, n in self._recent_power) > CONVERGENCE_S * RATE_HZ:
-            self._recent_power.popleft()
-        total_in = sum(p for p, _, _ in self._recent_power)
-        total_out = sum(p for _, p, _ in self._recent_power)
-        self.erle_db = 10 * float(np.log10((total_in + 1.0) / (total_out + 1.0)))
-        if self.converged != (self.erle_db >= (LOST_DB if self.converged else LEARNT_DB)):
-            self.converged = not self.converged
-            if self.converged:
-                log.info(
-                    "echo canceller: the coach's voice is %.0f dB down; it can be interrupted", self.erle_db
-                )
-            else:
-                log.info("echo canceller: only %.0f dB down; the microphone is heard as it is until "
-                         "the canceller has learnt the echo again", self.erle_db)  # fmt: skip
-        self._energy[0] += power_in * len(cleaned)
-        self._energy[1] += power_out * len(cleaned)
-        self._energy[2] += len(cleaned)
-        if self._energy[2] >= REPORT_S * RATE_HZ:
-            captured, left = self._energy[0] + 1.0, self._energy[1] + 1.0
-            self.removed_db = 10 * float(np.log10(captured / left))
-            log.info("echo cancelled: %.1f dB less while the coach spoke (last %.0f s of its voice)",
-                     self.removed_db, REPORT_S)  # fmt: skip
-            self._energy = [0.0, 0.0, 0]
 
     def _fall_back(self) -> None:
         log.info("the audio devices give no DAC/ADC times: echo aligned by the callbacks' clock")

@@ -18,6 +18,7 @@ from assistant.hear.echo import (
     FRAME_SAMPLES,
     LEARNT_DB,
     TARGET_LAG_S,
+    EchoJudge,
     EchoStage,
     LiveEcho,
     SpeexCanceller,
@@ -278,7 +279,7 @@ def test_live_the_players_blocks_cancel_the_echo_by_their_dac_times() -> None:
     microphone is heard as it is; then cleaned. Measured 36.0 dB from 6 s on."""
     mic, out, echo = live(coach(), LIVE_ROOM)
     assert np.array_equal(out[:RATE_HZ], mic[:RATE_HZ])  # learning: as it is
-    assert echo.converged and echo.erle_db >= LEARNT_DB
+    assert echo.judge.learnt and echo.judge.erle_db >= LEARNT_DB
     assert removed_db(mic, out, 4.0) >= 25.0
     assert echo.realigned == 0
 
@@ -289,7 +290,7 @@ def test_live_an_underrun_the_player_counted_keeps_the_echo_in_place() -> None:
     Measured 34.3 dB from 6 s on."""
     played = coach()
     mic, out, echo = live(played, LIVE_ROOM, gap=(5 * RATE_HZ, round(0.12 * RATE_HZ)))
-    assert removed_db(mic, out, 6.0) >= 25.0 and echo.converged
+    assert removed_db(mic, out, 6.0) >= 25.0 and echo.judge.learnt
 
 
 def test_live_without_portaudio_times_the_callbacks_clock_aligns_it() -> None:
@@ -312,3 +313,30 @@ def test_live_no_echo_no_move() -> None:
     the reference is never moved (a move on a coincidence would cost the next echo)."""
     _, _, echo = live(coach(), LIVE_ROOM, hears_echo=False)
     assert echo.delay_s is None
+
+
+def test_the_echo_is_learnt_from_20_db_down_and_lost_under_12() -> None:
+    """EchoJudge, on 30 ms chunks of the coach speaking: the cleaned output counts once the
+    coach is 20 dB down over the last second of its voice, and stops counting under 12."""
+    judge = EchoJudge()
+    rng = np.random.default_rng(3)
+    reference = (rng.standard_normal(480) * 3000).astype(np.int16)
+    capture = (rng.standard_normal(480) * 3000).astype(np.int16)
+
+    def feed(down_db: float, seconds: float) -> None:
+        cleaned = (capture * 10 ** (-down_db / 20)).astype(np.int16)
+        for _ in range(round(seconds / 0.03)):
+            judge.update(capture, cleaned, reference)
+
+    feed(15.0, 2.0)
+    assert not judge.learnt and judge.erle_db == pytest.approx(15.0, abs=0.2)
+    feed(30.0, 0.5)
+    assert not judge.learnt  # half a second of it: not yet
+    feed(30.0, 0.6)
+    assert judge.learnt
+    feed(14.0, 2.0)
+    assert judge.learnt  # between the two: kept
+    feed(10.0, 1.1)
+    assert not judge.learnt
+    judge.update(capture, np.zeros(480, np.int16), np.zeros(480, np.int16))  # the coach silent:
+    assert not judge.learnt  # nothing to judge by
