@@ -40,8 +40,8 @@ from assistant.coach.events import State
 from assistant.coach.intents import Reply
 from assistant.coach.session import Session
 from assistant.errors import DeviceError
+from assistant.hear.align import LiveEcho
 from assistant.hear.capture import Microphone
-from assistant.hear.echo import LiveEcho
 from assistant.hear.listen import Listener
 from assistant.speak.playback import Player
 

@@ -34,7 +34,8 @@ from assistant.coach.intents import IntentSet
 from assistant.coach.routine import Routine
 from assistant.coach.session import Session
 from assistant.errors import DeviceError
-from assistant.hear.echo import LiveEcho, open_canceller
+from assistant.hear.align import LiveEcho
+from assistant.hear.echo import open_canceller
 from assistant.hear.engines import open_recognizer
 from assistant.hear.listen import Listener
 from assistant.hear.recognizer import Recognizer

@@ -20,12 +20,14 @@ the capture with the echo removed.
 - `SpeexCanceller`: the same canceller through `pyaec` (a Rust build of speexdsp that
   publishes no licence), kept for the bench's comparison (`pyaec` is a test dependency,
   imported only here).
+- `EchoJudge` says whether the canceller has learnt the echo (until then, and whenever it
+  loses it, the microphone is heard as it is).
 - `EchoStage` turns any chunking of the capture into 10 ms frames for a canceller,
   keeping the remainder between calls; the caller says which reference goes with them.
 
 The offline runner (`backstretch run --in`) uses the coach's own rendered output as the
-reference (assistant/app/offline.py); live, `LiveEcho` takes the blocks the player hands
-the device and aligns them with the microphone's (README, "Echo cancellation").
+reference (assistant/app/offline.py); live, `LiveEcho` (assistant/hear/align.py) takes the
+blocks the player hands the device and aligns them with the microphone's (README, "Echo cancellation").
 """
 
 from __future__ import annotations
@@ -34,12 +36,11 @@ import ctypes
 import ctypes.util
 import logging
 from collections import deque
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from assistant.errors import DeviceError
-from assistant.hear.capture import Chunk
 from assistant.pcm import RATE_HZ, Samples
 
 log = logging.getLogger(__name__)
@@ -251,28 +252,13 @@ def open_canceller(engine: str = "speexdsp") -> Canceller:
     return canceller
 
 
-# -- live: the player's output as the reference, aligned with the microphone ----------------
+# -- whether the canceller has learnt the echo (live and offline) ----------------------------
 
-AHEAD_S = 0.06  # the reference is what sounds this much after the capture's time (PortAudio's
-# clocks): the echo then comes after its reference (the canceller's filter looks back, 300 ms),
-# even when the clocks' estimates are off (they wander by 10 ms and more on a loaded machine)
-JUMP_S = 0.04  # a stamp this far from the samples' count is a real step (an underrun, a reopen)
-NUDGE_S = 0.01  # ... a smoothed difference this large is drift, followed in a step of its size
-SMOOTH_S = 20.0  # the smoothing of the difference between stamps and counts (a time constant)
-KEEP_S = 2.0  # reference audio kept behind the newest sample asked for
 CONVERGENCE_S = 1.0  # the echo removed is judged over the last this much of the coach's voice:
 LEARNT_DB = 20.0  # ... this much and the cleaned microphone is heard (the user 20 dB under the
 LOST_DB = 12.0  # coach is then over its residue); under this, the microphone as it is
 REPORT_S = 10.0  # how much of the coach's voice each log of the echo removed covers
 SPEAKING_PEAK = 1000  # a reference chunk peaking above this (int16) is the coach speaking
-TRACK_S = 1.0  # the echo's delay is measured over this much capture ...
-TRACK_EVERY_S = 0.5  # ... this often, while the coach speaks
-EARLY_S, LATE_S = 0.05, 0.4  # ... looking for it this much before and after its reference
-TARGET_LAG_S = 0.02  # ... and kept this long after it (the filter then holds the room's tail)
-MIN_COEFFICIENT = 0.3  # the correlation coefficient of an echo (the user's voice alone: under 0.1)
-AGREE = 16  # samples (1 ms): two measurements this close agree; a move smaller is not made
-MAX_GAP_S = 10.0  # a longer jump of the player's frames starts the reference afresh
-PLAYED_BLOCKS = 1000  # blocks of output kept for the listening thread (1024 frames: 46 s at 22 kHz)
 
 
 class EchoJudge:
@@ -321,223 +307,3 @@ class EchoJudge:
             log.info("echo cancelled: %.1f dB less while the coach spoke (last %.0f s of its voice)",
                      self.removed_db, REPORT_S)  # fmt: skip
             self._report = [0.0, 0.0, 0]
-
-
-class Clock:
-    """A stream of samples at `rate_hz` and the times its stamps give them: sample i sounds
-    (or was captured) at `anchor_s + (i - anchor_i) / rate_hz`. The stamps jitter, the
-    count does not, so the count is believed until the stamps disagree: at once by JUMP_S
-    (the device inserted or dropped audio, or was opened again), or on average by NUDGE_S
-    (the device's clock runs at another rate than the system's: drift)."""
-
-    def __init__(self, rate_hz: int) -> None:
-        self.rate_hz = rate_hz
-        self.anchor_i = 0.0
-        self.anchor_s: float | None = None
-        self._error_s = 0.0  # smoothed: stamp less count
-        self._last_s: float | None = None
-        self.steps = 0  # re-anchorings (jumps and nudges)
-
-    def time_of(self, i: float) -> float:
-        assert self.anchor_s is not None
-        return self.anchor_s + (i - self.anchor_i) / self.rate_hz
-
-    def stamp(self, i: float, t: float) -> bool:
-        """Sample `i` is stamped `t`; True when the clock moved (its samples' times changed)."""
-        if self.anchor_s is None:
-            self.anchor_i, self.anchor_s, self._last_s = i, t, t
-            return True
-        error = t - self.time_of(i)
-        since = max(0.0, t - (self._last_s if self._last_s is not None else t))
-        self._last_s = t
-        if abs(error) > JUMP_S:
-            self.anchor_i, self.anchor_s, self._error_s = i, t, 0.0
-            self.steps += 1
-            return True
-        self._error_s += (error - self._error_s) * min(1.0, since / SMOOTH_S)
-        if abs(self._error_s) > NUDGE_S:
-            self.anchor_i, self.anchor_s = i, self.time_of(i) + self._error_s
-            self._error_s = 0.0
-            self.steps += 1
-            return True
-        return False
-
-
-class LiveEcho:
-    """Echo cancellation live: the samples the player hands the output device, stamped with
-    PortAudio's DAC time (when they will sound), are the reference for the microphone's
-    samples, stamped with its ADC time (when they were heard). Both times are on one clock,
-    so the reference for a capture sample is what sounds AHEAD_S after it (the player hands
-    its blocks to the device well before they sound); the canceller finds the rest of the
-    delay (AHEAD_S, the room, what the clocks do not see) itself, within its filter.
-
-    The output and input may be different devices with their own clocks (a DAC and a USB
-    microphone): each stream's samples are counted, and their stamps only move the count's
-    times when they disagree with it (`Clock`). A step (an underrun, a device reopened)
-    moves the alignment at once; drift, a little at a time.
-
-    `played` runs in the output callback and only appends; the listening thread does the
-    rest in `clean`. A host API that gives no DAC or ADC time (0) falls back, for both
-    streams at once, to the times of the callbacks plus each stream's latency."""
-
-    def __init__(self, canceller: Canceller) -> None:
-        self.canceller = canceller
-        self.stage = EchoStage(canceller)
-        # (dac, clock, block, rate); bounded: while no microphone takes them, the oldest go
-        self._played: deque[tuple[float, float, Samples, int, int]] = deque(maxlen=PLAYED_BLOCKS)
-        self._portaudio = True  # both streams give PortAudio times
-        self._resampler: Any = None  # the output's rate to 16 kHz, for the stream now open
-        self._rate_hz: int | None = None  # the output's rate now
-        self._segment = 0  # the 16 kHz reference index where the output's samples last began anew
-        self._segment_frame = 0  # ... and the player's frame there
-        self._next_frame = 0  # the player's frame after the last block
-        self._out = Clock(RATE_HZ)  # the reference's 16 kHz samples
-        self._in = Clock(RATE_HZ)  # the capture's
-        self._ref = np.zeros(0, np.int16)  # 16 kHz reference from index `_ref_base` on
-        self._ref_base = 0
-        self._captured = 0  # capture samples so far
-        self._shift: int | None = None  # reference index = capture index + shift
-        self.realigned = 0
-        self._fine = 0  # samples added to the shift where the echo itself showed its delay
-        self._recent = np.zeros(0, np.int16)  # the last TRACK_S of capture
-        self._since_tracked = 0  # capture samples since the delay was last measured
-        self._last_lag: int | None = None
-        self.delay_s: float | None = None  # the echo's delay after its reference, last measured
-        # What it removes while the coach speaks (logged every REPORT_S of the coach's voice)
-        self.judge = EchoJudge()
-
-    # -- the output callback's side -------------------------------------------------
-
-    def played(self, dac_s: float, clock_s: float, block: Samples, rate_hz: int, frame: int) -> None:
-        """`block` goes to the output device now; its first sample sounds at `dac_s`
-        (PortAudio's DAC time, 0 when unknown) or, by the callback's clock, `clock_s`, and is
-        the player's `frame` (where a frame is skipped, the device played silence)."""
-        self._played.append((dac_s, clock_s, block, rate_hz, frame))
-
-    # -- the listening thread's side --------------------------------------------------
-
-    def clean(self, chunk: Chunk) -> Chunk:
-        """`chunk` with the coach's voice removed: its whole 10 ms frames (the rest goes out
-        with the next chunk), stamped with the audio time of its last cleaned sample."""
-        self._take_played()
-        n = len(chunk.samples)
-        if self._portaudio and not chunk.adc_s:
-            self._fall_back()
-        moved = self._in.stamp(self._captured, chunk.adc_s if self._portaudio else chunk.clock_s)
-        if moved or self._shift is None:
-            self._align()
-        reference = self._reference(self._captured + (self._shift or 0) + self._fine, n)
-        self._captured += n
-        self._follow_delay(chunk.samples)
-        cleaned = self.stage.feed(chunk.samples, reference)
-        raw = self.stage.fed
-        self.judge.update(raw, cleaned, reference)
-        heard = cleaned if self.judge.learnt else raw
-        return Chunk(heard, chunk.end_s - self.stage.pending / RATE_HZ)
-
-    def _fall_back(self) -> None:
-        log.info("the audio devices give no DAC/ADC times: echo aligned by the callbacks' clock")
-        self._portaudio = False
-        self._out, self._in = Clock(RATE_HZ), Clock(RATE_HZ)
-        self._shift = None
-
-    def _take_played(self) -> None:
-        while self._played:
-            dac_s, clock_s, block, rate, frame = self._played.popleft()
-            if self._portaudio and not dac_s:
-                self._fall_back()
-            gap = frame - self._next_frame
-            if rate != self._rate_hz or not 0 <= gap <= MAX_GAP_S * rate:  # a new stream of samples
-                self._start_segment(rate, frame)
-            elif gap:  # the device played silence we never gave it (the player stepped over it)
-                self._append(np.zeros(gap, np.int16))
-            first = self._segment + (frame - self._segment_frame) * RATE_HZ / rate  # its 16 kHz index
-            if self._out.stamp(first, dac_s if self._portaudio else clock_s):
-                self._shift = None
-            self._append(block)
-            self._next_frame = frame + len(block)
-
-    def _append(self, block: Samples) -> None:
-        # (The resampler hands out its output a little after its input: placed by count.)
-        resampled = block if self._resampler is None else self._resampler.resample_chunk(block)
-        self._ref = np.concatenate([self._ref, np.asarray(resampled, dtype=np.int16)])
-
-    def _start_segment(self, rate: int, frame: int) -> None:
-        self._rate_hz, self._segment_frame, self._next_frame = rate, frame, frame
-        self._segment = self._ref_base + len(self._ref)
-        self._resampler = None
-        if rate != RATE_HZ:
-            import soxr
-
-            self._resampler = soxr.ResampleStream(rate, RATE_HZ, 1, dtype="int16")
-
-    def _align(self) -> None:
-        """The reference index for the capture index now, from both clocks."""
-        if self._out.anchor_s is None or self._in.anchor_s is None:
-            self._shift = None
-            return
-        t = self._in.time_of(self._captured) + AHEAD_S
-        index = self._out.anchor_i + (t - self._out.anchor_s) * RATE_HZ
-        shift = round(index) - self._captured
-        if self._shift is not None and shift != self._shift:
-            self.realigned += 1
-            log.info("echo reference realigned by %+.1f ms", (shift - self._shift) * 1000 / RATE_HZ)
-        self._shift = shift
-
-    def _follow_delay(self, samples: Samples) -> None:
-        """Measure where the echo is against its reference (cross-correlation over the last
-        TRACK_S while the coach spoke) and, when two measurements agree that it is off
-        TARGET_LAG_S, move the reference by as much. The clocks place it within tens of ms;
-        the echo path still moves: the device's own latency changes (a PulseAudio loopback
-        adjusts its rate; an underrun the player measured to a few ms), and an adaptive
-        filter must then learn the room again. Kept where it is, the filter stays right."""
-        window = round(TRACK_S * RATE_HZ)
-        self._recent = np.concatenate([self._recent, samples])[-window:]
-        self._since_tracked += len(samples)
-        due = self._since_tracked >= TRACK_EVERY_S * RATE_HZ and len(self._recent) == window
-        if not due or self._shift is None:
-            return
-        self._since_tracked = 0
-        early, late = round(EARLY_S * RATE_HZ), round(LATE_S * RATE_HZ)
-        first = self._captured - window + self._shift + self._fine  # the reference of the window's start
-        reference = self._reference(first - late, window + late + early, forget=False).astype(np.float64)
-        if np.abs(reference).max(initial=0) < SPEAKING_PEAK:
-            self._last_lag = None
-            return
-        size = 1 << (len(reference) + window).bit_length()
-        recent = np.fft.rfft(self._recent.astype(np.float64), size)
-        corr = np.fft.irfft(np.conj(recent) * np.fft.rfft(reference, size), size)
-        # The correlation coefficient at each lag: the echo stands out of the user's voice
-        # and of the coach's own rhythm (its words correlate with themselves at other lags).
-        energy = np.concatenate(([0.0], np.cumsum(reference**2)))
-        windows = energy[window : window + late + early + 1] - energy[: late + early + 1]
-        norm = np.sqrt(
-            np.maximum(windows, 1.0) * max(float(np.sum(self._recent.astype(np.float64) ** 2)), 1.0)
-        )
-        coefficient = np.abs(corr[: late + early + 1]) / norm  # index k: the echo `late - k` samples late
-        k = int(np.argmax(coefficient))
-        if coefficient[k] < MIN_COEFFICIENT or k in (0, late + early):  # (at an end: beyond the range)
-            self._last_lag = None
-            return
-        lag = late - k
-        self.delay_s = lag / RATE_HZ
-        target = round(TARGET_LAG_S * RATE_HZ)
-        if self._last_lag is not None and abs(lag - self._last_lag) <= AGREE and abs(lag - target) > AGREE:
-            self._fine += target - lag
-            log.info("echo %.1f ms after its reference: the reference moved by %+.1f ms",
-                     lag * 1000 / RATE_HZ, (target - lag) * 1000 / RATE_HZ)  # fmt: skip
-            self._last_lag = None
-            return
-        self._last_lag = lag
-
-    def _reference(self, start: int, n: int, forget: bool = True) -> Samples:
-        """Reference samples `start` to `start + n` (silence where nothing was played)."""
-        out = np.zeros(n, np.int16)
-        lo, hi = max(start, self._ref_base), min(start + n, self._ref_base + len(self._ref))
-        if lo < hi:
-            out[lo - start : hi - start] = self._ref[lo - self._ref_base : hi - self._ref_base]
-        behind = start - round(KEEP_S * RATE_HZ) - self._ref_base
-        drop = min(len(self._ref), max(0, behind)) if forget else 0
-        if drop:
-            self._ref, self._ref_base = self._ref[drop:], self._ref_base + drop
-        return out

@@ -13,14 +13,13 @@ import numpy as np
 import pytest
 
 from assistant.errors import DeviceError
+from assistant.hear.align import TARGET_LAG_S, LiveEcho
 from assistant.hear.capture import Chunk
 from assistant.hear.echo import (
     FRAME_SAMPLES,
     LEARNT_DB,
-    TARGET_LAG_S,
     EchoJudge,
     EchoStage,
-    LiveEcho,
     SpeexCanceller,
     SpeexDspCanceller,
     WebRtcCanceller,
