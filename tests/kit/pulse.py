@@ -147,15 +147,15 @@ class PulseServer:
 
 
 class Recorder:
-    """parecord on the speaker's monitor, for the length of a `with` block."""
+    """parecord on the speaker's monitor (or another source), for the length of a `with` block."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, device: str = "spk.monitor", rate_hz: int = 22050) -> None:
+        self.path, self.device, self.rate_hz = path, device, rate_hz
 
     def __enter__(self) -> Recorder:
         self.proc = subprocess.Popen(
-            ["parecord", "--device=spk.monitor", "--file-format=wav", "--rate=22050", "--channels=1",
-             "--latency-msec=20", str(self.path)]
+            ["parecord", f"--device={self.device}", "--file-format=wav", f"--rate={self.rate_hz}",
+             "--channels=1", "--latency-msec=20", str(self.path)]
         )  # fmt: skip
         return self
 
