@@ -130,7 +130,7 @@ class OfflineEcho:
         self.output.forget_before(stop - FRAME_SAMPLES)
         cleaned = self.canceller.process(frame.samples, reference)
         self.judge.update(frame.samples, cleaned, reference)
-        return Chunk(cleaned, frame.end_s) if self.judge.learnt else frame
+        return Chunk(cleaned, frame.end_s, cancelled=True) if self.judge.learnt else frame
 
 
 def run_audio(

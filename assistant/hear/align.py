@@ -149,7 +149,7 @@ class LiveEcho:
         raw = self.stage.fed
         self.judge.update(raw, cleaned, reference)
         heard = cleaned if self.judge.learnt else raw
-        return Chunk(heard, chunk.end_s - self.stage.pending / RATE_HZ)
+        return Chunk(heard, chunk.end_s - self.stage.pending / RATE_HZ, cancelled=self.judge.learnt)
 
     def _fall_back(self) -> None:
         log.info("the audio devices give no DAC/ADC times: echo aligned by the callbacks' clock")

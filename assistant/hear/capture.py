@@ -38,6 +38,9 @@ class Chunk:
     # stream's latency). The live echo canceller aligns the coach's output with them.
     adc_s: float = 0.0
     clock_s: float = 0.0
+    # Out of the echo canceller (once it has learnt the echo): the coach's voice taken out,
+    # its residue left (listen.Listener asks the recogniser whether it hears commands there).
+    cancelled: bool = False
 
 
 def wav_chunks(path: Path) -> Iterator[Chunk]:

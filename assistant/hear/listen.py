@@ -22,6 +22,7 @@ Design (see README, "It never obeys itself"):
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
 
 from assistant.coach.events import Say
@@ -30,9 +31,11 @@ from assistant.coach.track import SpeechTrack
 from assistant.errors import RecognizerError
 from assistant.hear.capture import Chunk
 from assistant.hear.recognizer import Hypothesis, Recognizer
+from assistant.pcm import RATE_HZ
 
 log = logging.getLogger(__name__)
 
+RESIDUE_KEEP_S = 30.0  # where the audio was cancelled is kept this long (longer than an utterance)
 TAIL_S = 0.3  # the coach's voice lingers this long after its last sample (room, latency)
 STARTING = frozenset({"start"})  # intents that start something: a lone word is not enough
 START_MIN_WORDS = 2
@@ -101,6 +104,13 @@ class Listener:
         set_barge_in = getattr(recognizer, "set_barge_in", None)
         if coach is not None and set_barge_in is not None and not self.wake:
             set_barge_in(sorted(intents.barge_in), self._speaking_audio)
+        # An engine that cannot tell the user from the echo canceller's residue of the coach
+        # takes nothing said over the coach in cancelled audio (pocketsphinx:
+        # sphinx_engine.SphinxRecognizer.hears_over_cancelled_echo); where it was cancelled,
+        # as audio times, the latest last, kept for RESIDUE_KEEP_S.
+        self.over_residue = bool(getattr(recognizer, "hears_over_cancelled_echo", True))
+        self._cancelled: deque[tuple[float, float]] = deque()
+        self._warned = False
         self.rejected = 0
         self.gated = 0
 
@@ -114,6 +124,13 @@ class Listener:
         return not self._speaking(start, end)
 
     def feed(self, chunk: Chunk) -> list[Command]:
+        if chunk.cancelled and not self.over_residue:
+            start = chunk.end_s - len(chunk.samples) / RATE_HZ
+            if self._cancelled and self._cancelled[-1][1] >= start - 1e-6:
+                start = self._cancelled.pop()[0]  # one span while it stays cancelled
+            self._cancelled.append((start, chunk.end_s))
+            while self._cancelled and self._cancelled[0][1] < chunk.end_s - RESIDUE_KEEP_S:
+                self._cancelled.popleft()
         found = [self._accept(h) for h in self.recognizer.feed(chunk.samples, chunk.end_s)]
         return [c for c in found if c is not None]
 
@@ -136,7 +153,17 @@ class Listener:
     def _gated(self, text: str, start: float, end: float) -> bool:
         if not self._speaking(start, end):
             return False
+        if not self.over_residue and self._in_cancelled(start - self.offset_s, end - self.offset_s):
+            if not self._warned:
+                self._warned = True
+                log.info("%s takes no command over the coach's voice once its echo is cancelled: "
+                         "vosk does (`backstretch models download`)", self.recognizer.name)  # fmt: skip
+            return True
         return not self.intents.is_barge_in(text) or self._speaking(start, end, strict_only=True)
+
+    def _in_cancelled(self, start: float, end: float) -> bool:
+        """Did any of `start` to `end` (audio seconds) come out of the echo canceller?"""
+        return any(a < end and start < b for a, b in self._cancelled)
 
     def _accept(self, hyp: Hypothesis) -> Command | None:
         start, end, fired = (hyp.speech_start_s + self.offset_s, hyp.speech_end_s + self.offset_s,

@@ -105,6 +105,13 @@ class SphinxRecognizer:
     """`stt.Recognizer` on pocketsphinx: feed 16 kHz chunks, get one `Hypothesis` per utterance."""
 
     name = "pocketsphinx"
+    # Over the coach's voice, nothing it hears in the echo canceller's output counts
+    # (listen.Listener): live, over the canceller's residue of the coach, it once heard the
+    # barge-in phrase "hang on" and the coach paused itself (the PulseAudio barge-in test, 1
+    # run in about 17); it has no echo-aware decoding (vosk_engine: the barge-in grammar, the
+    # echo-aware endpointer). Where the microphone does not hear the coach (headphones) or
+    # the canceller has not learnt it, its barge-in phrases count as before.
+    hears_over_cancelled_echo = False
 
     def __init__(self, phrases: Sequence[str], settings: SphinxSettings | None = None) -> None:
         self.settings = settings or SphinxSettings()

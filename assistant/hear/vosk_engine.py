@@ -369,6 +369,7 @@ class VoskRecognizer:
     per utterance our `Endpointer` finds (rejections with text "")."""
 
     name = "vosk"
+    hears_over_cancelled_echo = True  # with the barge-in grammar and echo-aware endpointer
 
     def __init__(self, model: VoskModel, phrases: Sequence[str], vad: VadSettings | None = None) -> None:
         import vosk

@@ -117,6 +117,34 @@ def test_only_barge_in_commands_count_over_the_coach(lang: IntentSet) -> None:
     assert (listener.gated, listener.rejected) == (1, 1)
 
 
+def test_an_engine_deaf_over_a_cancelled_echo_takes_barge_in_phrases_over_raw_audio_only(
+    lang: IntentSet,
+) -> None:
+    """pocketsphinx (`hears_over_cancelled_echo` False): "hold on" over a cue counts where the
+    microphone came as it is (headphones, or a canceller not yet learnt), not where it came
+    out of the echo canceller (its residue once sounded like "hang on"); between cues it
+    counts either way. vosk's barge-in counts over cancelled audio too."""
+    from assistant.hear.sphinx_engine import SphinxRecognizer
+    from assistant.hear.vosk_engine import VoskRecognizer
+
+    assert SphinxRecognizer.hears_over_cancelled_echo is False
+    assert VoskRecognizer.hears_over_cancelled_echo is True
+    coach = coach_saying((0.0, 10.0, "Breathe in, and relax."), (20.0, 30.0, "Breathe out."))
+    said = [Hypothesis("hold on", 4.0, 4.5, 4.8), Hypothesis("hold on", 11.0, 11.5, 11.8),
+            Hypothesis("hold on", 24.0, 24.5, 24.8)]  # fmt: skip
+    for deaf, heard in ((True, ["hold on", "hold on"]), (False, ["hold on"] * 3)):
+        recognizer = Scripted(list(said))
+        recognizer.hears_over_cancelled_echo = not deaf  # type: ignore[attr-defined]
+        listener = Listener(recognizer, lang, coach)
+        # Cancelled from 20 s on (the canceller learnt the echo during the first cue).
+        chunks = [
+            Chunk(np.zeros(480, np.int16), (i + 1) * 0.03, cancelled=i * 0.03 >= 20.0) for i in range(1100)
+        ]
+        out = [c.text for chunk in chunks for c in listener.feed(chunk)]
+        assert out == heard
+        assert listener.gated == deaf
+
+
 def test_a_command_may_end_early_only_when_whole_and_the_coach_is_quiet(lang: IntentSet) -> None:
     coach = coach_saying((0.0, 2.0, "Paused."))
     recognizer = Scripted([])
