@@ -52,11 +52,12 @@ demo: $(STAMP)
 vosk-model: | system
 	$(PYTHON) tools/vosk_model.py
 
-# Two passes (tests/conftest.py): all but the real-time tests, then the real-time ones alone.
+# Two passes (tests/conftest.py): all but the real-time tests, on both cores (a file's tests
+# on one, its fixtures made once), then the real-time ones alone, one at a time.
 test: $(STAMP) vosk-model
 	$(PY) -m ruff check assistant tests bench
 	$(PY) -m mypy
-	$(PY) -m pytest -m 'not pulse'
+	$(PY) -m pytest -m 'not pulse' -n 2 --dist loadfile
 	$(PY) -m pytest -m pulse
 
 # Issue 6's figures into bench/results.md and bench/results.json (38 minutes on 2 cores shared
