@@ -113,12 +113,13 @@ def load_speexdsp(name: str | None = None) -> ctypes.CDLL:
             f"speexdsp ({name}) is not installed, so the coach's own voice cannot be taken out "
             "of the microphone; install it with `sudo apt-get install libspeexdsp1`"
         ) from exc
-    ptr, i16p = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int16)
+    ptr = ctypes.c_void_p
     lib.speex_echo_state_init.argtypes = [ctypes.c_int, ctypes.c_int]
     lib.speex_echo_state_init.restype = ptr
     lib.speex_echo_ctl.argtypes = [ptr, ctypes.c_int, ptr]
     lib.speex_echo_ctl.restype = ctypes.c_int
-    lib.speex_echo_cancellation.argtypes = [ptr, i16p, i16p, i16p]
+    # The sample buffers go as addresses (numpy's `.ctypes.data`): no pointer object per call.
+    lib.speex_echo_cancellation.argtypes = [ptr, ptr, ptr, ptr]
     lib.speex_echo_cancellation.restype = None
     lib.speex_echo_state_destroy.argtypes = [ptr]
     lib.speex_echo_state_destroy.restype = None
@@ -126,7 +127,7 @@ def load_speexdsp(name: str | None = None) -> ctypes.CDLL:
     lib.speex_preprocess_state_init.restype = ptr
     lib.speex_preprocess_ctl.argtypes = [ptr, ctypes.c_int, ptr]
     lib.speex_preprocess_ctl.restype = ctypes.c_int
-    lib.speex_preprocess_run.argtypes = [ptr, i16p]
+    lib.speex_preprocess_run.argtypes = [ptr, ptr]
     lib.speex_preprocess_run.restype = ctypes.c_int
     lib.speex_preprocess_state_destroy.argtypes = [ptr]
     lib.speex_preprocess_state_destroy.restype = None
@@ -169,14 +170,10 @@ class SpeexDspCanceller:
         play = np.ascontiguousarray(reference, dtype=np.int16)
         if len(rec) != FRAME_SAMPLES or len(play) != FRAME_SAMPLES:
             raise ValueError(f"frames of {FRAME_SAMPLES} samples, not {len(rec)} and {len(play)}")
-        i16p = ctypes.POINTER(ctypes.c_int16)
         out = np.empty(FRAME_SAMPLES, np.int16)
-        cleaned = out.ctypes.data_as(i16p)
-        self._lib.speex_echo_cancellation(
-            self._echo, rec.ctypes.data_as(i16p), play.ctypes.data_as(i16p), cleaned
-        )
+        self._lib.speex_echo_cancellation(self._echo, rec.ctypes.data, play.ctypes.data, out.ctypes.data)
         if self._pre is not None:
-            self._lib.speex_preprocess_run(self._pre, cleaned)  # in place
+            self._lib.speex_preprocess_run(self._pre, out.ctypes.data)  # in place
         return out
 
     def close(self) -> None:
@@ -273,6 +270,7 @@ class EchoJudge:
 
     def __init__(self) -> None:
         self._recent: deque[tuple[float, float, int]] = deque()  # energies in, out; samples
+        self._totals = [0.0, 0.0, 0]  # their sums
         self._report = [0.0, 0.0, 0]  # the same since the last report
         self.erle_db = 0.0
         self.learnt = False
@@ -285,10 +283,13 @@ class EchoJudge:
         energy_in = float(np.sum(np.square(capture[:n].astype(np.float64))))
         energy_out = float(np.sum(np.square(cleaned.astype(np.float64))))
         self._recent.append((energy_in, energy_out, n))
-        while sum(k for _, _, k in self._recent) > CONVERGENCE_S * RATE_HZ:
-            self._recent.popleft()
-        total_in = sum(e for e, _, _ in self._recent)
-        total_out = sum(e for _, e, _ in self._recent)
+        self._totals = [self._totals[0] + energy_in, self._totals[1] + energy_out, self._totals[2] + n]
+        while self._totals[2] > CONVERGENCE_S * RATE_HZ:
+            gone_in, gone_out, k = self._recent.popleft()
+            self._totals = [self._totals[0] - gone_in, self._totals[1] - gone_out, self._totals[2] - k]
+        if len(self._recent) == 1:  # afresh now and then: no rounding carried along
+            self._totals = [energy_in, energy_out, n]
+        total_in, total_out = max(self._totals[0], 0.0), max(self._totals[1], 0.0)
         self.erle_db = 10 * float(np.log10((total_in + 1.0) / (total_out + 1.0)))
         if self.learnt != (self.erle_db >= (LOST_DB if self.learnt else LEARNT_DB)):
             self.learnt = not self.learnt
