@@ -324,7 +324,7 @@ def _new_section() -> Section:
     )
 
 
-def measure(bench: Bench) -> Section:
+def measure(bench: Bench, speak_path: bool = True) -> Section:
     section = _new_section()
     if callgrind.valgrind() is None:
         section.notes.append("Not measured: valgrind is not installed (`make bench` installs it).")
@@ -333,7 +333,8 @@ def measure(bench: Bench) -> Section:
     speech_s, quiet_s, warm_s = (1.0, 1.0, 3.0) if bench.quick else (SPEECH_S, QUIET_S, WARM_S)
     texts, inputs = _material(work / "audio", speech_s, quiet_s, warm_s)
     engines = ["pocketsphinx"] + (["vosk"] if vosk_model() is not None else [])
-    jobs = _speak_jobs(speak_texts()[: 1 if bench.quick else SPEAK_CUES])  # the slowest by far: first
+    texts_said = speak_texts()[: 1 if bench.quick else SPEAK_CUES] if speak_path else []
+    jobs = _speak_jobs(texts_said) if texts_said else {}  # the slowest by far: first
     jobs |= {(engine, run): ["hear", engine, *map(str, inputs)] for engine in engines for run in range(RUNS)}
     done = _run_jobs(bench, work, jobs, section)
     hear = {
@@ -356,6 +357,21 @@ def measure(bench: Bench) -> Section:
     ]
     if "vosk" not in engines:
         section.notes.append(f"vosk: not measured, {MISSING}")
+    return section
+
+
+def measure_hear(bench: Bench, old: Section | None) -> Section:
+    """The hear path alone (`python -m bench --only instructions.hear`): piper's figures and
+    note are kept from `old` (the section already in results.json)."""
+    section = measure(bench, speak_path=False)
+    if old is None:
+        return section
+    piper = [f for f in old.figures if f.key.startswith("piper.")]
+    at = next((i for i, f in enumerate(section.figures) if f.key == "spread_pct"), len(section.figures))
+    section.figures[at:at] = piper
+    notes = [n for n in old.notes if n.startswith("Speak path")]
+    section.notes[min(2, len(section.notes)) : min(2, len(section.notes))] = notes
+    section.wall_s += old.wall_s
     return section
 
 
