@@ -59,7 +59,7 @@ TARGET_PI4_PCT = 10.0  # issue 14: the whole hear path while the coach speaks, o
 RUNS = 2
 SPEECH_S = 3.0  # at least this much of the coach's cues (whole cues): callgrind runs ~100x slower
 QUIET_S = 4.0
-WARM_S = 6.0  # other cues first, uncounted: the canceller learns the echo there
+WARM_S = 15.0  # other cues first, uncounted: the canceller learns the echo there (steady after ~15 s)
 OUTPUT_RATE_HZ = 22050  # the bundled voice's rate: what the player hands the device
 SOURCES_LABEL = {  # the inputs of the hear workload, as the figures name them
     "speech": "coach speaking",
