@@ -7,14 +7,19 @@ so a count holds exactly one stage on one input, every thread included. Instruct
 counts do not depend on how busy the machine is, unlike CPU time: each workload runs
 twice and the spread between the runs is reported.
 
-- Hear path, per engine: capture (PortAudio's 30 ms blocks through `Microphone`'s
-  callback and queue into chunks), the echo canceller (speexdsp through ctypes, 10 ms
-  frames, what the coach played as its reference) and the listener (endpointer,
-  recogniser, gate, intents), on two inputs: the coach speaking (the mic hears the coach's
-  own cues, in the bundled voice with fixed prosody, 0.3 s apart, under room noise of
-  20 LSB rms) and quiet (that room noise alone). The listener hears the microphone
-  uncancelled: the worst case, the coach's whole voice reaching the recogniser (no
-  canceller, or one not yet converged); the canceller's row is its own cost, added.
+- Hear path, per engine, as it runs live (bench/workloads.py): capture (PortAudio's 30 ms
+  blocks through `Microphone`'s callback and queue into chunks stamped with ADC times),
+  echo (`LiveEcho`: the player's blocks at the voice's 22,050 Hz stamped with DAC times
+  and resampled to 16 kHz, the alignment, the echo's delay tracker, speexdsp on 10 ms
+  frames, `EchoJudge`) and the listener (endpointer, recogniser, gate, intents) on what
+  `LiveEcho` hands on, with the coach's spans (its gate and echo-aware endpointer). Inputs:
+  the coach speaking (the microphone hears the coach's own cues, the bundled voice with
+  fixed prosody, 0.3 s apart, under room noise of 20 LSB rms) and quiet (that noise
+  alone), each after WARM_S of other cues, uncounted, in which the canceller learns the
+  echo, as a session's first seconds do; and "heard raw": the coach speaking with no
+  warm-up and no canceller, the listener on the microphone as captured (a canceller not
+  yet learnt, or none: the coach's whole voice reaches the recogniser). Stage "total"
+  adds up capture, echo and listener.
 - Speak path: piper synthesising the shortest cues (SPEAK_CUES of them: the bundled
   voice, fixed prosody, 1 intra-op thread, the voice loaded and warmed up first; only
   the synthesis calls are counted), per second of speech produced. Short cues, because
