@@ -24,7 +24,7 @@ from assistant.pcm import RATE_HZ, Samples
 log = logging.getLogger(__name__)
 
 AHEAD_S = 0.06  # the reference is what sounds this much after the capture's time (PortAudio's
-# clocks): the echo then comes after its reference (the canceller's filter looks back, 300 ms),
+# clocks): the echo then comes after its reference (the canceller's filter looks back, echo.FILTER_MS),
 # even when the clocks' estimates are off (they wander by 10 ms and more on a loaded machine)
 JUMP_S = 0.04  # a stamp this far from the samples' count is a real step (an underrun, a reopen)
 NUDGE_S = 0.01  # ... a smoothed difference this large is drift, followed in a step of its size
