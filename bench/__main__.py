@@ -78,6 +78,7 @@ REAL_TIME = {"voice"}  # sections that need the private PulseAudio daemon
 # Parts of a section measured alone, merged into that section as results.json has it.
 PARTS: dict[str, Callable[[Bench, Section | None], Section]] = {
     "instructions.speak": instructions.measure_speak,
+    "instructions.hear": instructions.measure_hear,
     "echo.barge": echo.measure_barge,
     "echo.between": echo.measure_between,
     "echo.quiet": echo.measure_quiet,
@@ -140,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         help="measure only these sections (comma-separated, of: accuracy, latency, load, memory, real, "
-        "voice, wordings, echo, instructions; or instructions.speak, piper's count alone; or "
+        "voice, wordings, echo, instructions; or instructions.speak, piper's count alone; "
+        "instructions.hear, the hear path's; or "
         "echo.barge, the barge-in rows of the three cancellers with vosk alone; echo.between, "
         "commands after a cue; echo.quiet, quiet reverberant commands; echo.session, "
         "self-triggers over a session and the canceller's latency) and keep "

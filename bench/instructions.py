@@ -7,14 +7,19 @@ so a count holds exactly one stage on one input, every thread included. Instruct
 counts do not depend on how busy the machine is, unlike CPU time: each workload runs
 twice and the spread between the runs is reported.
 
-- Hear path, per engine: capture (PortAudio's 30 ms blocks through `Microphone`'s
-  callback and queue into chunks), the echo canceller (speexdsp through ctypes, 10 ms
-  frames, what the coach played as its reference) and the listener (endpointer,
-  recogniser, gate, intents), on two inputs: the coach speaking (the mic hears the coach's
-  own cues, in the bundled voice with fixed prosody, 0.3 s apart, under room noise of
-  20 LSB rms) and quiet (that room noise alone). The listener hears the microphone
-  uncancelled: the worst case, the coach's whole voice reaching the recogniser (no
-  canceller, or one not yet converged); the canceller's row is its own cost, added.
+- Hear path, per engine, as it runs live (bench/workloads.py): capture (PortAudio's 30 ms
+  blocks through `Microphone`'s callback and queue into chunks stamped with ADC times),
+  echo (`LiveEcho`: the player's blocks at the voice's 22,050 Hz stamped with DAC times
+  and resampled to 16 kHz, the alignment, the echo's delay tracker, speexdsp on 10 ms
+  frames, `EchoJudge`) and the listener (endpointer, recogniser, gate, intents) on what
+  `LiveEcho` hands on, with the coach's spans (its gate and echo-aware endpointer). Inputs:
+  the coach speaking (the microphone hears the coach's own cues, the bundled voice with
+  fixed prosody, 0.3 s apart, under room noise of 20 LSB rms) and quiet (that noise
+  alone), each after WARM_S of other cues, uncounted, in which the canceller learns the
+  echo, as a session's first seconds do; and "heard raw": the coach speaking with no
+  warm-up and no canceller, the listener on the microphone as captured (a canceller not
+  yet learnt, or none: the coach's whole voice reaches the recogniser). Stage "total"
+  adds up capture, echo and listener.
 - Speak path: piper synthesising the shortest cues (SPEAK_CUES of them: the bundled
   voice, fixed prosody, 1 intra-op thread, the voice loaded and warmed up first; only
   the synthesis calls are counted), per second of speech produced. Short cues, because
@@ -41,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soxr
 
 from assistant.coach import routine
 from assistant.coach.dialogue import foreseeable_texts
@@ -58,6 +64,13 @@ TARGET_PI4_PCT = 10.0  # issue 14: the whole hear path while the coach speaks, o
 RUNS = 2
 SPEECH_S = 3.0  # at least this much of the coach's cues (whole cues): callgrind runs ~100x slower
 QUIET_S = 4.0
+WARM_S = 15.0  # other cues first, uncounted: the canceller learns the echo there (steady after ~15 s)
+OUTPUT_RATE_HZ = 22050  # the bundled voice's rate: what the player hands the device
+SOURCES_LABEL = {  # the inputs of the hear workload, as the figures name them
+    "speech": "coach speaking",
+    "quiet": "quiet",
+    "raw": "coach speaking, heard raw",
+}
 GAP_S = 0.3
 # piper under callgrind: onnxruntime takes about 100 CPU-s to load uninstrumented, then
 # SPEAK_CUE_MEASURED below; a 4 s cue had not finished after 5 CPU-min.
@@ -155,7 +168,7 @@ def figures(section: Section, hear: dict[str, list[list[Record]]], speak: list[l
             spreads.append(spread_pct(values))
             mean = statistics.fmean(values)
             source, stage = key
-            label = f"{engine}, {'coach speaking' if source == 'speech' else 'quiet'}, {stage}"
+            label = f"{engine}, {SOURCES_LABEL[source]}, {stage}"
             prefix = f"{engine}.{source}.{stage}"
             section.add(Figure(f"{prefix}.minstr_per_s", f"{label}: instructions (x86-64)",
                                round(mean / 1e6, 1), "M per s of audio"))  # fmt: skip
@@ -203,10 +216,11 @@ def speak_texts() -> list[str]:
     return sorted(texts, key=lambda t: (len(t), t))[:SPEAK_CUES]
 
 
-def _cues(seconds: float) -> tuple[list[str], list[speech.Samples]]:
-    """The first cues (sorted) that together last `seconds`, rendered at 16 kHz."""
+def _cues(seconds: float, skip: int = 0) -> tuple[list[str], list[speech.Samples]]:
+    """The first cues (sorted, after the first `skip`) that together last `seconds`,
+    rendered at 16 kHz."""
     texts, clips = [], []
-    for text in sorted(foreseeable_texts(routine.load(), language(), "detailed")):
+    for text in sorted(foreseeable_texts(routine.load(), language(), "detailed"))[skip:]:
         texts.append(text)
         clips.append(np.asarray(speech.piper(text, varied=False)))
         if sum(len(c) for c in clips) >= seconds * RATE_HZ:
@@ -214,24 +228,51 @@ def _cues(seconds: float) -> tuple[list[str], list[speech.Samples]]:
     return texts, clips
 
 
-def _material(folder: Path, speech_s: float, quiet_s: float) -> tuple[list[str], list[Path]]:
-    texts, clips = _cues(speech_s)
+def _talk(clips: Sequence[speech.Samples], at_s: float) -> tuple[speech.Samples, list[list[object]]]:
+    """The clips GAP_S apart (each followed by a gap), and their spans from `at_s` on."""
     gap = speech.silence(GAP_S)
-    talk = np.concatenate([part for clip in clips for part in (clip, gap)])
-    # What the microphone hears, and what the coach played over it (the canceller's reference).
+    spans: list[list[object]] = []
+    for clip in clips:
+        spans.append([at_s, at_s + len(clip) / RATE_HZ, ""])
+        at_s += (len(clip) + len(gap)) / RATE_HZ
+    return np.concatenate([part for clip in clips for part in (clip, gap)]), spans
+
+
+def _heard(output: speech.Samples, n: int) -> speech.Samples:
+    """The first `n` samples of `output` (at OUTPUT_RATE_HZ) as a 16 kHz microphone hears
+    it: band-limited as the reference `LiveEcho` makes of it, so its echo can be cancelled."""
+    heard = np.asarray(soxr.resample(output, OUTPUT_RATE_HZ, RATE_HZ), dtype=np.int16)[:n]
+    return np.concatenate([heard, np.zeros(n - len(heard), np.int16)])
+
+
+def _material(folder: Path, speech_s: float, quiet_s: float, warm_s: float) -> tuple[list[str], list[Path]]:
+    """The inputs of the hear workload (bench/workloads.py): the coach speaking and quiet,
+    each after a warm-up of other cues (the canceller learns the echo there); and the coach
+    speaking heard raw (the listener on the microphone as captured)."""
+    texts, clips = _cues(speech_s)
+    warm_texts, warm_clips = _cues(warm_s, skip=len(texts))
+    warm, warm_spans = _talk(warm_clips, 0.0)
+    at_s = len(warm) / RATE_HZ
+    talk, spans = _talk(clips, at_s)
+    for span, text in zip(warm_spans + spans, warm_texts + texts, strict=True):
+        span[2] = text
+    quiet = speech.silence(quiet_s)
+    # What the coach played, handed to the device at the voice's rate; the microphone hears
+    # it as it sounded (the device's own latency is in its DAC times), at 16 kHz, in the
+    # room's noise.
     inputs = {
-        "quiet": (
-            speech.add_white_noise(speech.silence(quiet_s), ROOM_NOISE, seed=1),
-            speech.silence(quiet_s),
-        ),
-        "speech": (speech.add_white_noise(talk, ROOM_NOISE, seed=2), talk),
+        "quiet": (np.concatenate([warm, quiet]), {"warmup_s": at_s, "spans": warm_spans}),
+        "speech": (np.concatenate([warm, talk]), {"warmup_s": at_s, "spans": warm_spans + spans}),
+        "raw": (talk, {"warmup_s": 0.0, "spans": _talk(clips, 0.0)[1], "raw": True}),
     }
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, (samples, played) in inputs.items():
+    for seed, (name, (played, meta)) in enumerate(inputs.items()):
         path = folder / f"{name}.npy"
-        np.save(path, samples)
-        np.save(workloads.played_path(path), played)
+        output = soxr.resample(played, RATE_HZ, OUTPUT_RATE_HZ)
+        np.save(path, speech.add_white_noise(_heard(output, len(played)), ROOM_NOISE, seed=seed + 1))
+        np.save(workloads.played_path(path), output)
+        workloads.meta_path(path).write_text(json.dumps({**meta, "played_rate_hz": OUTPUT_RATE_HZ}))
         paths.append(path)
     return texts, paths
 
@@ -288,16 +329,17 @@ def _new_section() -> Section:
     )
 
 
-def measure(bench: Bench) -> Section:
+def measure(bench: Bench, speak_path: bool = True) -> Section:
     section = _new_section()
     if callgrind.valgrind() is None:
         section.notes.append("Not measured: valgrind is not installed (`make bench` installs it).")
         return section
     work = bench.work / "instructions"
-    speech_s, quiet_s = (1.0, 1.0) if bench.quick else (SPEECH_S, QUIET_S)
-    texts, inputs = _material(work / "audio", speech_s, quiet_s)
+    speech_s, quiet_s, warm_s = (1.0, 1.0, 3.0) if bench.quick else (SPEECH_S, QUIET_S, WARM_S)
+    texts, inputs = _material(work / "audio", speech_s, quiet_s, warm_s)
     engines = ["pocketsphinx"] + (["vosk"] if vosk_model() is not None else [])
-    jobs = _speak_jobs(speak_texts()[: 1 if bench.quick else SPEAK_CUES])  # the slowest by far: first
+    texts_said = speak_texts()[: 1 if bench.quick else SPEAK_CUES] if speak_path else []
+    jobs = _speak_jobs(texts_said) if texts_said else {}  # the slowest by far: first
     jobs |= {(engine, run): ["hear", engine, *map(str, inputs)] for engine in engines for run in range(RUNS)}
     done = _run_jobs(bench, work, jobs, section)
     hear = {
@@ -320,6 +362,21 @@ def measure(bench: Bench) -> Section:
     ]
     if "vosk" not in engines:
         section.notes.append(f"vosk: not measured, {MISSING}")
+    return section
+
+
+def measure_hear(bench: Bench, old: Section | None) -> Section:
+    """The hear path alone (`python -m bench --only instructions.hear`): piper's figures and
+    note are kept from `old` (the section already in results.json)."""
+    section = measure(bench, speak_path=False)
+    if old is None:
+        return section
+    piper = [f for f in old.figures if f.key.startswith("piper.")]
+    at = next((i for i, f in enumerate(section.figures) if f.key == "spread_pct"), len(section.figures))
+    section.figures[at:at] = piper
+    notes = [n for n in old.notes if n.startswith("Speak path")]
+    section.notes[min(2, len(section.notes)) : min(2, len(section.notes))] = notes
+    section.wall_s += old.wall_s
     return section
 
 

@@ -2,19 +2,26 @@
 under callgrind (bench/callgrind.py): setup first, uncounted, then one counted region
 per stage and per input.
 
-    python -m bench.workloads hear ENGINE REPORT AUDIO.npy...  (each with AUDIO.played.npy)
+    python -m bench.workloads hear ENGINE REPORT AUDIO.npy...  (each with AUDIO.played.npy, AUDIO.json)
     python -m bench.workloads speak REPORT TEXT...
 
-hear: each AUDIO (16 kHz mono int16, as the microphone hands it over) goes through
-the stages in turn, each stage over the whole input before the next (the same
-instructions as chunk by chunk, and a count per stage): capture (PortAudio's blocks
-through `Microphone`'s callback and queue into 30 ms `Chunk`s), the echo canceller
-(speexdsp, `SpeexDspCanceller` behind an `EchoStage`, given what the coach played over
-the same samples: AUDIO's `NAME.played.npy` beside it), then the listener (endpointer,
-recogniser, self-hearing gate, intents). The listener hears the microphone as captured,
-not the canceller's output, so its count stays the worst case (the coach's whole voice
-reaching the recogniser: no canceller, or one not converged) and the canceller's row is
-its own cost, added.
+hear: the hear path as it runs live. AUDIO is what the microphone hears (16 kHz mono
+int16), AUDIO.played.npy what the player handed the output device over the same time (at
+the voice's rate), AUDIO.json when the coach spoke (its spans, for the listener's
+self-hearing gate and echo-aware endpointer) and how much of AUDIO is a warm-up: the
+warm-up goes through the whole path uncounted (the canceller learns the echo there, as in
+the first seconds of a session); the rest is counted a stage at a time, each stage over
+the whole counted input before the next (the same instructions as chunk by chunk, and a
+count per stage):
+- capture: PortAudio's 30 ms blocks through `Microphone`'s callback and queue into `Chunk`s,
+  stamped with ADC times;
+- echo: `LiveEcho` (the played blocks, stamped with DAC times, resampled to 16 kHz; the
+  alignment of the two clocks and the echo's delay tracker; speexdsp's canceller; the
+  `EchoJudge`, which hands the listener the cleaned samples once it has learnt the echo);
+- listener: endpointer, recogniser, self-hearing gate and intents, on what `LiveEcho` hands it.
+With "raw": true in AUDIO.json the echo stage is left out and the listener hears the
+microphone as captured: the hear path before the canceller has learnt the echo (or with
+none), where the coach's whole voice reaches the recogniser.
 
 speak: each TEXT synthesised by the bundled piper voice as the cue cache does it (one
 warm-up sentence first, in the setup), one region per text.
@@ -24,7 +31,6 @@ REPORT (JSON) lists the regions in order: their label and seconds of audio.
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -37,6 +43,8 @@ import numpy as np
 from bench.callgrind import Regions
 
 Chunks = list[Any]  # list[assistant.hear.capture.Chunk]; Any keeps the imports in setup
+EPOCH_S = 1000.0  # the audio clock's time at the input's first sample (PortAudio's stamps)
+OUTPUT_BLOCK = 1024  # frames per block the player hands the device (playback.BLOCK_FRAMES)
 
 
 @dataclass(frozen=True)
@@ -46,51 +54,67 @@ class _Status:
     input_overflow: bool = False
 
 
-def capture(samples: np.ndarray[Any, np.dtype[np.int16]]) -> Chunks:
-    """The microphone's side: 30 ms blocks as PortAudio delivers them (frames x 1 channel),
-    through `Microphone`'s callback and queue, out as `Chunk`s."""
-    from assistant.hear.capture import CHUNK_FRAMES, Microphone
+@dataclass(frozen=True)
+class _Time:
+    """PortAudio's callback times, as sounddevice passes them."""
 
-    mic = Microphone(None)
-    blocks = [samples[i : i + CHUNK_FRAMES].reshape(-1, 1) for i in range(0, len(samples), CHUNK_FRAMES)]
-    for block in blocks:
-        mic._callback(block, len(block), None, _Status())
-    return list(itertools.islice(mic.chunks(timeout_s=0.0), len(blocks)))
+    inputBufferAdcTime: float  # noqa: N815 (PortAudio's name)
+
+
+def capture(mic: Any, samples: np.ndarray[Any, np.dtype[np.int16]], first: int) -> Chunks:
+    """The microphone's side: 30 ms blocks as PortAudio delivers them (frames x 1 channel),
+    the first at sample `first` of the input, through `Microphone`'s callback and queue,
+    out as `Chunk`s."""
+    from assistant.hear.capture import CHUNK_FRAMES
+    from assistant.pcm import RATE_HZ
+
+    starts = range(0, len(samples), CHUNK_FRAMES)
+    for i in starts:
+        block = samples[i : i + CHUNK_FRAMES].reshape(-1, 1)
+        mic._callback(block, len(block), _Time(EPOCH_S + (first + i) / RATE_HZ), _Status())
+    return [next(mic.chunks(timeout_s=0.0)) for _ in starts]
+
+
+class Output:
+    """The player's side: the played samples handed to `LiveEcho` a block at a time, each
+    stamped with the DAC time it sounds at, `playback.LATENCY` ahead of the microphone."""
+
+    def __init__(self, played: np.ndarray[Any, np.dtype[np.int16]], rate_hz: int) -> None:
+        self.played, self.rate_hz, self.frame = played, rate_hz, 0
+
+    def hand(self, echo: Any, until_s: float) -> None:
+        """Every block that starts sounding before audio time `until_s` (plus the latency)."""
+        from assistant.speak.playback import LATENCY
+
+        while self.frame < len(self.played) and self.frame / self.rate_hz < until_s + LATENCY:
+            block = self.played[self.frame : self.frame + OUTPUT_BLOCK]
+            dac_s = EPOCH_S + self.frame / self.rate_hz
+            echo.played(dac_s, dac_s, block, self.rate_hz, self.frame)
+            self.frame += len(block)
+
+
+def cancel(echo: Any, output: Output) -> Callable[[Chunks], Chunks]:
+    """`LiveEcho` as a stage: the player's blocks handed as they would be, every chunk cleaned."""
+
+    def stage(chunks: Chunks) -> Chunks:
+        cleaned = []
+        for chunk in chunks:
+            output.hand(echo, chunk.end_s)
+            cleaned.append(echo.clean(chunk))
+        return cleaned
+
+    return stage
 
 
 def listen(listener: Any) -> Callable[[Chunks], Chunks]:
-    """The listener as a stage: every chunk fed, then flushed; it passes nothing on."""
+    """The listener as a stage: every chunk fed; it passes nothing on."""
 
     def stage(chunks: Chunks) -> Chunks:
-        heard = [c for chunk in chunks for c in listener.feed(chunk)]
-        if chunks:
-            heard += listener.flush(chunks[-1].end_s)
+        for chunk in chunks:
+            listener.feed(chunk)
         return []
 
     return stage
-
-
-def cancel(canceller: Any, played: np.ndarray[Any, np.dtype[np.int16]]) -> Callable[[Chunks], Chunks]:
-    """The echo canceller as a stage: every chunk through an `EchoStage` with the samples
-    played over it as the reference. It passes the chunks on as they came (see above)."""
-    from assistant.hear.echo import EchoStage
-
-    def stage(chunks: Chunks) -> Chunks:
-        echo, at = EchoStage(canceller), 0
-        for chunk in chunks:
-            n = len(chunk.samples)
-            echo.feed(chunk.samples, played[at : at + n])
-            at += n
-        return chunks
-
-    return stage
-
-
-def hear_stages(
-    canceller: Any, played: np.ndarray[Any, np.dtype[np.int16]], listener: Any
-) -> list[tuple[str, Callable[[Chunks], Chunks]]]:
-    """The hear path after capture, in order."""
-    return [("canceller", cancel(canceller, played)), ("listener", listen(listener))]
 
 
 def played_path(audio: Path) -> Path:
@@ -98,51 +122,82 @@ def played_path(audio: Path) -> Path:
     return audio.with_name(f"{audio.stem}.played.npy")
 
 
-def _recognizers(engine: str, count: int) -> list[Any]:
+def meta_path(audio: Path) -> Path:
+    """Where `audio`'s warm-up, the coach's spans and the output's rate are."""
+    return audio.with_name(f"{audio.stem}.json")
+
+
+def _recognizer(engine: str) -> Any:
     from assistant.coach import intents
 
     phrases = intents.load().phrases()
     if engine == "pocketsphinx":
         from assistant.hear.sphinx_engine import SphinxRecognizer
 
-        return [SphinxRecognizer(phrases) for _ in range(count)]
+        return SphinxRecognizer(phrases)
     from assistant.hear.vosk_engine import VoskModel, VoskRecognizer
     from tests.kit.models import english_model
 
     path = english_model()
     if path is None:
         raise SystemExit("the English vosk model is not fetched: run `make vosk-model`")
-    model = VoskModel(path)  # loaded once, as a session does
-    return [VoskRecognizer(model, phrases) for _ in range(count)]
+    return VoskRecognizer(_model(VoskModel, path), phrases)
+
+
+_MODELS: dict[Path, Any] = {}
+
+
+def _model(make: Any, path: Path) -> Any:
+    if path not in _MODELS:
+        _MODELS[path] = make(path)  # loaded once, as a session does
+    return _MODELS[path]
+
+
+def _track(spans: Sequence[Sequence[Any]]) -> Any:
+    from assistant.coach.events import Say, SayKind
+    from assistant.coach.track import SpeechTrack
+
+    track: SpeechTrack[Say] = SpeechTrack()
+    for start, end, text in spans:
+        track.add(start, end, Say(start, text, end - start, SayKind.EXHALE))
+    return track
 
 
 def hear(engine: str, inputs: Sequence[Path]) -> list[dict[str, object]]:
     from assistant.coach import intents
+    from assistant.hear.align import LiveEcho
+    from assistant.hear.capture import Microphone
     from assistant.hear.echo import SpeexDspCanceller
     from assistant.hear.listen import Listener
     from assistant.pcm import RATE_HZ
 
     lang = intents.load()
-    audio = [np.load(path) for path in inputs]
-    played = [np.load(played_path(path)) for path in inputs]
-    # Every listener and canceller is made before the first region: a fresh one per input.
-    listeners = [Listener(rec, lang) for rec in _recognizers(engine, len(inputs))]
-    cancellers = [SpeexDspCanceller() for _ in inputs]
     regions = Regions()
     done: list[dict[str, object]] = []
-    for path, samples, listener, canceller, output in zip(
-        inputs, audio, listeners, cancellers, played, strict=True
-    ):
-        seconds = len(samples) / RATE_HZ
-        if len(output) != len(samples):
-            raise SystemExit(f"{played_path(path)}: {len(output)} samples, {path}: {len(samples)}")
+    for path in inputs:
+        samples, played = np.load(path), np.load(played_path(path))
+        meta = json.loads(meta_path(path).read_text())
+        warm = round(meta["warmup_s"] * RATE_HZ)
+        mic = Microphone(None)
+        echo = None if meta.get("raw") else LiveEcho(SpeexDspCanceller())
+        listener = Listener(_recognizer(engine), lang, _track(meta["spans"]))
+        stages: list[tuple[str, Callable[[Chunks], Chunks]]] = [("listener", listen(listener))]
+        if echo is not None:
+            stages.insert(0, ("echo", cancel(echo, Output(played, meta["played_rate_hz"]))))
+        chunks = capture(mic, samples[:warm], 0)  # the warm-up: uncounted
+        for _, stage in stages:
+            chunks = stage(chunks)
+        seconds = (len(samples) - warm) / RATE_HZ
+        learnt = echo is not None and echo.judge.learnt
         with regions.measure():
-            chunks = capture(samples)
+            chunks = capture(mic, samples[warm:], warm)
         done.append({"input": path.stem, "stage": "capture", "audio_s": seconds})
-        for name, stage in hear_stages(canceller, output, listener):
+        for name, stage in stages:
             with regions.measure():
                 chunks = stage(chunks)
             done.append({"input": path.stem, "stage": name, "audio_s": seconds})
+        if echo is not None:  # did the listener hear the cleaned microphone, all through?
+            done[-1]["learnt"] = learnt and echo.judge.learnt
     return done
 
 

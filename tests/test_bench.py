@@ -105,23 +105,39 @@ def test_instruction_counts_become_per_second_figures_and_pi_estimates() -> None
     assert ins.spread_pct([100.0, 100.0]) == 0.0
 
 
-def test_the_counted_canceller_gets_what_was_played_over_each_frame_and_passes_the_mic_on() -> None:
-    """bench/workloads.py's canceller stage: 30 ms chunks to 10 ms frames, each with the
-    played samples of the same instants; the listener after it hears the chunks as captured."""
+def test_the_hear_workload_runs_the_live_path_and_counts_each_stage(tmp_path: Path) -> None:
+    """bench/workloads.py's hear workload, outside valgrind: the microphone's blocks stamped
+    with ADC times and the player's with DAC times reach `LiveEcho`, which learns the echo
+    in the warm-up, so the counted listener hears the cleaned microphone; a raw input has
+    no echo stage. One record per counted stage, each over the audio after the warm-up."""
+    import json
+
     import numpy as np
+    import soxr
 
-    from assistant.hear.capture import Chunk
-    from bench.workloads import cancel
-    from tests.hear.test_echo import Recorder
+    from bench import instructions, workloads
 
-    mic = np.arange(1000, dtype=np.int16)
-    played = -mic
-    chunks = [Chunk(mic[i : i + 480], (i + 480) / 16000) for i in range(0, 1000, 480)]
-    recorder = Recorder()
-    assert cancel(recorder, played)(chunks) is chunks
-    assert len(recorder.frames) == 6  # 1000 samples: 6 whole frames, 40 left waiting
-    assert all(np.array_equal(ref, -cap) for cap, ref in recorder.frames)
-    assert np.array_equal(np.concatenate([cap for cap, _ in recorder.frames]), mic[:960])
+    rng = np.random.default_rng(3)
+    bursts = [np.r_[rng.normal(0, 3000, 8000), np.zeros(4800)] for _ in range(8)]  # 0.5 s on, 0.3 off
+    played = np.concatenate(bursts).astype(np.int16)  # 6.4 s of the "coach", at 16 kHz
+    spans = [[i * 0.8, i * 0.8 + 0.5, "Breathe in."] for i in range(8)]
+    paths = []
+    for name, meta in (("speech", {"warmup_s": 4.8}), ("raw", {"warmup_s": 0.0, "raw": True})):
+        path = tmp_path / f"{name}.npy"
+        output = soxr.resample(played, 16000, 22050)
+        heard = instructions._heard(output, len(played))  # the echo, in noise
+        np.save(path, (heard + rng.normal(0, 20, len(played))).astype(np.int16))
+        np.save(workloads.played_path(path), output)
+        meta |= {"spans": spans, "played_rate_hz": 22050}
+        workloads.meta_path(path).write_text(json.dumps(meta))
+        paths.append(path)
+    done = workloads.hear("pocketsphinx", paths)
+    assert [(d["input"], d["stage"]) for d in done] == [
+        ("speech", "capture"), ("speech", "echo"), ("speech", "listener"),
+        ("raw", "capture"), ("raw", "listener"),
+    ]  # fmt: skip
+    assert done[2]["learnt"] is True
+    assert [d["audio_s"] for d in done] == [1.6] * 3 + [6.4] * 2
 
 
 def test_callgrind_regions_are_no_ops_outside_valgrind_and_dumps_read_in_order(tmp_path: Path) -> None:

@@ -144,7 +144,9 @@ class FrameClassifier:
         self._psd: Floats | None = None
         self._noise: Floats | None = None
         self._smoothed: Floats | None = None
-        self._recent: deque[Floats] = deque(maxlen=self._history)
+        # The last `_history` smoothed band powers, a ring (rows), for the minimum statistics.
+        self._recent = np.zeros((self._history, self._bands.shape[0]))
+        self._recent_n = 0  # rows filled so far, up to `_history`
 
     @property
     def noise_dbfs(self) -> float:
@@ -182,8 +184,9 @@ class FrameClassifier:
                 self._noise = self._adapt * self._noise + (1.0 - self._adapt) * power
                 self._psd = self._adapt * self._psd + (1.0 - self._adapt) * bins[i]
             self._smoothed = 0.7 * self._smoothed + 0.3 * power
-            self._recent.append(self._smoothed)
-            minimum = np.min(np.stack(self._recent), axis=0) if len(self._recent) > 1 else self._smoothed
+            self._recent[self._recent_n % self._history] = self._smoothed
+            self._recent_n += 1
+            minimum = self._recent[: min(self._recent_n, self._history)].min(axis=0)
             self._noise = np.maximum(np.maximum(self._noise, s.noise_bias * minimum), self._floor)
         return speech, scores
 

@@ -111,6 +111,9 @@ class Listener:
         self.over_residue = bool(getattr(recognizer, "hears_over_cancelled_echo", True))
         self._cancelled: deque[tuple[float, float]] = deque()
         self._warned = False
+        set_ignored = getattr(recognizer, "set_ignored", None)
+        if coach is not None and not self.over_residue and set_ignored is not None:
+            set_ignored(self._deaf)  # what it would hear there is gated anyway: not decoded
         self.rejected = 0
         self.gated = 0
 
@@ -154,12 +157,20 @@ class Listener:
         if not self._speaking(start, end):
             return False
         if not self.over_residue and self._in_cancelled(start - self.offset_s, end - self.offset_s):
-            if not self._warned:
-                self._warned = True
-                log.info("%s takes no command over the coach's voice once its echo is cancelled: "
-                         "vosk does (`backstretch models download`)", self.recognizer.name)  # fmt: skip
+            self._say_deaf()
             return True
         return not self.intents.is_barge_in(text) or self._speaking(start, end, strict_only=True)
+
+    def _say_deaf(self) -> None:
+        if not self._warned:
+            self._warned = True
+            log.info("%s takes no command over the coach's voice once its echo is cancelled: "
+                     "vosk does (`backstretch models download`)", self.recognizer.name)  # fmt: skip
+
+    def _deaf(self, start: float, end: float) -> bool:
+        """Would nothing said from `start` to `end` (audio seconds) count? Over the coach's
+        voice in cancelled audio, for a recogniser that does not hear there."""
+        return self._speaking_audio(start, end) and self._in_cancelled(start, end)
 
     def _in_cancelled(self, start: float, end: float) -> bool:
         """Did any of `start` to `end` (audio seconds) come out of the echo canceller?"""
@@ -168,6 +179,11 @@ class Listener:
     def _accept(self, hyp: Hypothesis) -> Command | None:
         start, end, fired = (hyp.speech_start_s + self.offset_s, hyp.speech_end_s + self.offset_s,
                              hyp.final_s + self.offset_s)  # fmt: skip
+        if hyp.undecoded:
+            self.gated += 1
+            self._say_deaf()
+            log.info("%.2f-%.2f s: speech over the coach's cancelled voice, not decoded", start, end)
+            return None
         text = normalise(hyp.text)
         if not text:
             self.rejected += 1

@@ -33,6 +33,8 @@ RATE_HZ = 16_000  # what every recogniser takes
 
 Complete = Callable[[str, float, float], bool]  # (phrase, speech start, speech end) -> end it now?
 Speaking = Callable[[float, float], bool]  # (speech start, speech end), audio s -> was the coach speaking?
+# (speech start, speech end), audio s -> could nothing said there count? (then not decoded)
+Ignored = Callable[[float, float], bool]
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Hypothesis:
     speech_start_s: float  # where the utterance began in the audio
     speech_end_s: float  # where it ended
     final_s: float  # the audio time at which the result was known (endpoint + decode)
+    undecoded: bool = False  # not decoded: nothing said there could count (see `Ignored`)
 
 
 @functools.cache

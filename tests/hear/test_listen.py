@@ -145,6 +145,23 @@ def test_an_engine_deaf_over_a_cancelled_echo_takes_barge_in_phrases_over_raw_au
         assert listener.gated == deaf
 
 
+def test_what_a_deaf_engine_leaves_undecoded_is_gated_not_rejected(lang: IntentSet) -> None:
+    """The Listener hands an engine that does not hear over a cancelled echo its `_deaf`
+    test: true over the coach in cancelled audio only; what comes back undecoded counts
+    as gated (said over the coach), not as a rejection."""
+    coach = coach_saying((0.0, 10.0, "Breathe in, and relax."))
+    recognizer = Scripted([Hypothesis("", 4.0, 4.5, 4.8, undecoded=True)])
+    recognizer.hears_over_cancelled_echo = False  # type: ignore[attr-defined]
+    given: list[object] = []
+    recognizer.set_ignored = given.append  # type: ignore[attr-defined]
+    listener = Listener(recognizer, lang, coach)
+    (deaf,) = given
+    chunks = [Chunk(np.zeros(480, np.int16), (i + 1) * 0.03, cancelled=i >= 100) for i in range(400)]
+    assert [c.text for chunk in chunks for c in listener.feed(chunk)] == []
+    assert (listener.gated, listener.rejected) == (1, 0)
+    assert callable(deaf) and deaf(4.0, 4.5) and not deaf(1.0, 2.0) and not deaf(11.0, 11.5)
+
+
 def test_a_command_may_end_early_only_when_whole_and_the_coach_is_quiet(lang: IntentSet) -> None:
     coach = coach_saying((0.0, 2.0, "Paused."))
     recognizer = Scripted([])

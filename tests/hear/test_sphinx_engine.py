@@ -129,6 +129,24 @@ def test_set_phrases_restricts_the_grammar(fresh: SphinxRecognizer, lang: Intent
     assert [h.text for h in speech.run_stream(fresh, _say("pause"))] == ["pause"]
 
 
+def test_an_utterance_where_nothing_could_count_is_not_decoded(lang: IntentSet) -> None:
+    """`set_ignored` (the Listener's, over the coach's cancelled voice): an utterance it says
+    nothing could count in comes back undecoded, with its times; the rest is decoded."""
+    recognizer = SphinxRecognizer(lang.phrases())
+    first = _say("pause")
+    second_s = len(first) / RATE_HZ  # where the second "pause" (and its lead silence) begins
+    asked: list[tuple[float, float]] = []
+
+    def ignored(start: float, end: float) -> bool:
+        asked.append((start, end))
+        return start < second_s
+
+    recognizer.set_ignored(ignored)
+    hyps = speech.run_stream(recognizer, np.concatenate([first, _say("pause")]))
+    assert [(h.text, h.undecoded) for h in hyps] == [("", True), ("pause", False)]
+    assert 0.5 < hyps[0].speech_start_s < hyps[0].speech_end_s < second_s and asked
+
+
 def test_speech_that_is_no_command_is_rejected(fresh: SphinxRecognizer) -> None:
     sentence = "The cat is sleeping on the sofa, and the kettle has boiled."
     hyps = speech.run_stream(fresh, _say(sentence))
