@@ -22,6 +22,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "pulse" in getattr(item, "fixturenames", ()) and item.get_closest_marker("pulse") is None:
             item.add_marker(pytest.mark.pulse)
+    # The slowest files first: the first pass runs a file at a time on each core (pytest-xdist,
+    # --dist loadfile), and a long file started last would leave one core idle at the end.
+    items.sort(key=_slow_first)
+
+
+SLOW_FILES = ("test_accuracy.py", "test_real_speech.py", "test_packaging.py", "test_echo.py")
+
+
+def _slow_first(item: pytest.Item) -> int:
+    name = item.path.name
+    return SLOW_FILES.index(name) if name in SLOW_FILES else len(SLOW_FILES)
 
 
 @pytest.fixture(scope="session", autouse=True)
