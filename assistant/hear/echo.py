@@ -261,6 +261,11 @@ CONVERGENCE_S = 1.0  # the echo removed is judged over the last this much of the
 LEARNT_DB = 20.0  # ... this much and the cleaned microphone is heard (the user 20 dB under the
 LOST_DB = 12.0  # coach is then over its residue); under this, the microphone as it is
 REPORT_S = 10.0  # how much of the coach's voice each log of the echo removed covers
+# An echo to judge: the capture while the coach speaks this far over the quiet capture (the
+# least of QUIET_CHUNKS chunks heard while the coach was silent). Without it the "echo
+# removed" is the preprocessor's noise suppression alone (27 dB, with no echo at all).
+ECHO_OVER_QUIET_DB = 10.0
+QUIET_CHUNKS = 100
 SPEAKING_PEAK = 1000  # a reference chunk peaking above this (int16) is the coach speaking
 
 
@@ -272,20 +277,27 @@ class EchoJudge:
     residue is garbled speech, in which the barge-in grammar once heard "hang on" (the
     PulseAudio test, 10 dB down), and vosk heard "wait" through speexdsp at +30 dB (14 dB
     down; bench section 9, a whole session); the coach's clear voice it decodes as nothing
-    (bench section 9: 0 in 840 s). Also logs what it removes every REPORT_S of the voice."""
+    (bench section 9: 0 in 840 s). Also logs what it removes every REPORT_S of the voice.
+    Where the microphone hears no echo (headphones; ECHO_OVER_QUIET_DB), nothing is learnt:
+    the microphone is heard as it is."""
 
     def __init__(self) -> None:
         self._recent: deque[tuple[float, float, int]] = deque()  # energies in, out; samples
         self._totals = [0.0, 0.0, 0]  # their sums
+        self._quiet: deque[float] = deque(maxlen=QUIET_CHUNKS)  # capture power while the coach is silent
+        self._told_no_echo = False
         self._report = [0.0, 0.0, 0]  # the same since the last report
         self.erle_db = 0.0
         self.learnt = False
         self.removed_db: float | None = None  # the last report's
 
     def update(self, capture: Samples, cleaned: Samples, reference: Samples) -> None:
-        if not len(cleaned) or np.abs(reference).max(initial=0) < SPEAKING_PEAK:
+        if not len(cleaned):
             return
         n = len(cleaned)
+        if np.abs(reference).max(initial=0) < SPEAKING_PEAK:
+            self._quiet.append(float(np.mean(np.square(capture[:n].astype(np.float64)))))
+            return
         energy_in = float(np.sum(np.square(capture[:n].astype(np.float64))))
         energy_out = float(np.sum(np.square(cleaned.astype(np.float64))))
         self._recent.append((energy_in, energy_out, n))
@@ -297,15 +309,24 @@ class EchoJudge:
             self._totals = [energy_in, energy_out, n]
         total_in, total_out = max(self._totals[0], 0.0), max(self._totals[1], 0.0)
         self.erle_db = 10 * float(np.log10((total_in + 1.0) / (total_out + 1.0)))
-        if self.learnt != (self.erle_db >= (LOST_DB if self.learnt else LEARNT_DB)):
+        quiet = max(min(self._quiet), 1.0) if self._quiet else None
+        level = total_in / max(self._totals[2], 1)  # the capture's power while the coach speaks
+        echo = quiet is not None and level > quiet * 10 ** (ECHO_OVER_QUIET_DB / 10)
+        if self.learnt != (echo and self.erle_db >= (LOST_DB if self.learnt else LEARNT_DB)):
             self.learnt = not self.learnt
             if self.learnt:
                 log.info(
                     "echo canceller: the coach's voice is %.0f dB down; it can be interrupted", self.erle_db
                 )
-            else:
+            elif echo:
                 log.info("echo canceller: only %.0f dB down; the microphone is heard as it is until "
                          "the canceller has learnt the echo again", self.erle_db)  # fmt: skip
+            else:
+                log.info("echo canceller: the coach's echo is gone; the microphone is heard as it is")
+        if quiet is not None and not echo and not self._told_no_echo:
+            self._told_no_echo = True
+            log.info("echo canceller: no echo of the coach in the microphone (headphones?); it is heard "
+                     "as it is")  # fmt: skip
         self._report[0] += energy_in
         self._report[1] += energy_out
         self._report[2] += n

@@ -327,6 +327,8 @@ def test_the_echo_is_learnt_from_20_db_down_and_lost_under_12() -> None:
         for _ in range(round(seconds / 0.03)):
             judge.update(capture, cleaned, reference)
 
+    room = (rng.standard_normal(480) * 20).astype(np.int16)  # the coach silent: the room alone
+    judge.update(room, room, np.zeros(480, np.int16))
     feed(15.0, 2.0)
     assert not judge.learnt and judge.erle_db == pytest.approx(15.0, abs=0.2)
     feed(30.0, 0.5)
@@ -339,3 +341,27 @@ def test_the_echo_is_learnt_from_20_db_down_and_lost_under_12() -> None:
     assert not judge.learnt
     judge.update(capture, np.zeros(480, np.int16), np.zeros(480, np.int16))  # the coach silent:
     assert not judge.learnt  # nothing to judge by
+
+
+def test_no_echo_in_the_microphone_is_never_learnt() -> None:
+    """Headphones: while the coach speaks the microphone hears the room as when it is
+    silent, and the preprocessor's noise suppression takes that 27 dB down; that is no echo
+    removed, so the microphone is heard as it is. When an echo learnt goes away (the speaker
+    unplugged), the same."""
+    judge = EchoJudge()
+    rng = np.random.default_rng(4)
+    coach = (rng.standard_normal(480) * 3000).astype(np.int16)
+    room = (rng.standard_normal(480) * 20).astype(np.int16)
+    suppressed = (room * 10 ** (-27 / 20)).astype(np.int16)
+    for _ in range(20):
+        judge.update(room, room, np.zeros(480, np.int16))
+    for _ in range(100):
+        judge.update(room, suppressed, coach)
+    assert judge.erle_db > 20 and not judge.learnt
+    echo = (coach // 2 + room).astype(np.int16)
+    for _ in range(40):
+        judge.update(echo, (echo * 0.01).astype(np.int16), coach)
+    assert judge.learnt
+    for _ in range(40):
+        judge.update(room, suppressed, coach)
+    assert not judge.learnt
