@@ -66,18 +66,21 @@ def run(
     stdin: IO[str] | None = None,
     say: Callable[[str], None] = lambda text: None,
     echo: LiveEcho | None = None,
+    microphone: Microphone | None = None,
 ) -> bool:
     """Run a live session until it ends, the input ends, or the user interrupts; with
     `echo` (the player's tap), the coach's own voice is cancelled in the microphone.
+    `microphone`: one made with the player (wiring.py); else one on `input_device`.
     Returns True when it was interrupted with the session still under way."""
     commands: queue.Queue[Heard | None] = queue.Queue()
     previous = signal.signal(signal.SIGTERM, _sigterm)
-    microphone = None
     tell = unsaved_teller(store, session, say) if store is not None else lambda t: None
     try:
         if listener is not None:
-            microphone = Microphone(input_device)
+            microphone = microphone if microphone is not None else Microphone(input_device)
             microphone.open()
+        else:
+            microphone = None
         if player is not None:
             player.start_session()
             clock, watchdog = player.now_s, player.check

@@ -66,7 +66,7 @@ class Device:
             out = np.full((self.block, 1), 12345, np.int16)  # the callback must fill every sample
             times = SimpleNamespace(outputBufferDacTime=self.dac_s + error_s, currentTime=self.dac_s - 0.1)
             status = SimpleNamespace(output_underflow=underflow and i == 0)
-            self.player._callback(out, self.block, times, status)
+            self.player.fill(out, self.block, times, status)
             self.blocks.append((self.dac_s, out[:, 0].copy()))
             self.dac_s += self.block / self.player.rate_hz
 
