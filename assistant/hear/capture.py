@@ -96,6 +96,36 @@ class _Resampler:
         return out, behind_s
 
 
+class _CountedStamps:
+    """The ADC times of a duplex stream's input, by its count of frames. In one duplex stream
+    the input is counted with the output, frame for frame, so the count is the clock; the
+    ADC times PortAudio gives it are not (through ALSA's PulseAudio plugin they ran 0 to 40 ms
+    ahead of the count in a sawtooth of about 8 s, so LiveEcho's Clock, which believes the
+    count until the stamps leave it by 40 ms, stepped and realigned the echo every few seconds:
+    13 times in 60 s, the canceller 9 to 15 dB down where two streams had 41 to 55). So a
+    block's ADC time is the stream's median offset over its first SETTLE_S, plus its count;
+    after an overflow the PortAudio flags (input lost: the count no longer says where it
+    is), the offset is taken afresh the same way."""
+
+    SETTLE_S = 0.5
+
+    def __init__(self, rate_hz: int) -> None:
+        self.rate_hz = rate_hz
+        self._frames = 0
+        self._offsets: list[float] = []  # ADC time less count, while settling
+        self._offset = 0.0
+
+    def stamp(self, adc_s: float, frames: int, overflow: bool) -> float:
+        if overflow:
+            self._offsets = []
+        if len(self._offsets) * frames < self.SETTLE_S * self.rate_hz:
+            self._offsets.append(adc_s - self._frames / self.rate_hz)
+            self._offset = float(np.median(self._offsets))
+        stamp = self._offset + self._frames / self.rate_hz
+        self._frames += frames
+        return stamp
+
+
 class Microphone:
     """A sounddevice input stream; `chunks()` yields what it hears, in order, as it comes.
 
@@ -115,6 +145,7 @@ class Microphone:
         self.overflows = 0
         self.shared = False  # the input side of the player's duplex stream
         self._listening = False  # (shared) blocks are kept from `open` on
+        self._counted: _CountedStamps | None = None  # (shared) the stream's ADC times by count
 
     def open(self) -> None:
         if self.shared:
@@ -138,6 +169,7 @@ class Microphone:
         """A stream opens at `rate`, with this input latency: resampled to 16 kHz from it."""
         self._resampler = _Resampler(rate) if rate != RATE_HZ else None
         self._latency_s, self._rate_hz = latency_s, rate
+        self._counted = _CountedStamps(rate) if self.shared else None
 
     def take(self, indata: Any, frames: int, time: Any, status: Any) -> None:
         """The input stream's callback, and the input side of a duplex stream's (the same
@@ -147,8 +179,11 @@ class Microphone:
         if status.input_overflow:
             self.overflows += 1
         heard = _monotonic() - self._latency_s - frames / self._rate_hz
-        # No work here: the listener thread resamples.
-        self._queue.put((indata[:, 0].copy(), float(time.inputBufferAdcTime), heard))
+        adc_s, counted = float(time.inputBufferAdcTime), self._counted
+        if adc_s and counted is not None:
+            adc_s = counted.stamp(adc_s, frames, bool(status.input_overflow))
+        # No more work here: the listener thread resamples.
+        self._queue.put((indata[:, 0].copy(), adc_s, heard))
 
     def finished(self) -> None:
         """The stream ended (closed, or the device went away): `chunks` looks up at once."""
@@ -204,3 +239,5 @@ class Microphone:
             if self._stream is not None:
                 self._stream.close(ignore_errors=True)
                 self._stream = None
+        if self.overflows:  # (the callback must not log)
+            log.info("%d input overflow(s) in the session", self.overflows)

@@ -4,6 +4,9 @@
 test speaks into the room with paplay (a listener in the bundled voice), records
 the speaker from its monitor, and watches the timeline as it is written to time
 its next command. Short routine, so the whole file runs in about a minute.
+
+PortAudio sees PulseAudio as one device both ways (`default`), so these sessions run on one
+duplex stream (hear/duplex.py); the SIGTERM test turns it off and runs on two streams.
 """
 
 from __future__ import annotations
@@ -234,6 +237,9 @@ def test_start_pause_resume_stop_by_voice(home: Path, listener: Callable[[str], 
 def test_sigterm_mid_rep_then_the_next_run_offers_the_same_rep(
     home: Path, listener: Callable[[str], Path]
 ) -> None:
+    """On two streams (`audio.duplex: false`): the one test of them here."""
+    (home / "config" / "backstretch").mkdir(parents=True)
+    (home / "config" / "backstretch" / "config.yaml").write_text("audio:\n  duplex: false\n")
     first = Run(home, "first")
     first.wait_listening()
     say(listener("start back stretch"))
@@ -242,6 +248,7 @@ def test_sigterm_mid_rep_then_the_next_run_offers_the_same_rep(
     stderr = first.finish()
     assert first.proc.returncode == 0, stderr
     assert "Stopped for now" in stderr and "Traceback" not in stderr
+    assert "two streams, speaker and microphone: audio.duplex is off" in stderr
     where = [e for e in first.events() if e["event"] == "state"][-1]
     assert where["state"] == "paused" and where["rep"] in (2, 3)
     spelled = {2: "two", 3: "three"}[int(where["rep"])]  # type: ignore[call-overload]
@@ -267,7 +274,10 @@ def test_the_audio_devices_vanish_mid_session(
     run.wait_for(lambda ev: any(e["event"] == "state" and e["rep"] == 2 for e in ev))
     pulse.restart()  # speaker and microphone both gone, then back
     run.wait_for(lambda ev: any(e["event"] == "state" and e["rep"] == 3 for e in ev))
-    assert any("the microphone is back" in line for line in run.stderr)
+    # One duplex stream: the player reopened it, as one (no microphone stream to reopen).
+    opened = [line for line in run.stderr if "assistant.hear.duplex: duplex " in line]
+    assert len(opened) >= 2 and any("the audio device is back" in line for line in run.stderr), opened
+    assert not any("the microphone stopped" in line for line in run.stderr)
     run.wait_quiet(run.events())
     say(listener("pause"))  # heard: the microphone works again
     run.wait_for(lambda ev: any(e["event"] == "state" and e["state"] == "paused" for e in ev))
@@ -424,5 +434,6 @@ def test_pause_said_over_the_coachs_voice_with_its_echo_in_the_microphone(
     offset, _, _ = cue_errors(heard, events, cache.get, stderr)  # type: ignore[arg-type]
     quiet_from = round((float(paused["t"]) + 3.0 + offset) * heard.rate_hz)  # type: ignore[arg-type]
     assert np.abs(heard.samples[quiet_from : round((resume_t + offset) * heard.rate_hz)]).max() < 300
-    # The canceller ran on the live streams, and took the coach's voice down.
+    # The canceller ran on the live stream (one, duplex), and took the coach's voice down.
     assert "echo canceller: speexdsp" in stderr, stderr
+    assert "one duplex stream: the microphone and the speaker are device" in stderr, stderr

@@ -462,3 +462,5 @@ def test_devices_lists_the_pulse_devices(pulse: PulseServer, tmp_path: Path) -> 
     result = _backstretch("devices", home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "pulse" in result.stdout and "default" in result.stdout
+    duplex = "Speaker and microphone: one duplex stream: the microphone and the speaker are device"
+    assert duplex in result.stdout
