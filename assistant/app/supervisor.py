@@ -5,7 +5,9 @@ recognisers and piper do their work in C with the GIL released; none of them is
 async. Who does what:
 
     output callback (PortAudio)   mixes the scheduled cues; holds a lock for microseconds
-    input callback (PortAudio)    copies each 30 ms block into a queue, nothing more
+    input callback (PortAudio)    copies each 30 ms block into a queue, nothing more (when
+                                  one device does both, one duplex callback does both sides,
+                                  in the output's 46 ms blocks: hear/duplex.py)
     listening thread              queue -> resampling -> echo canceller -> recogniser -> Listener
                                   -> commands (the output callback hands the canceller its blocks)
     stdin thread (--text)         typed lines -> commands

@@ -6,6 +6,7 @@ PulseAudio: tests/app/test_e2e.py (its sessions run duplex on the default device
 
 from __future__ import annotations
 
+import itertools
 import logging
 from types import SimpleNamespace
 
@@ -92,6 +93,28 @@ def test_the_choice_by_name_and_index(monkeypatch: pytest.MonkeyPatch) -> None:
     assert choose("pulse", "1").duplex and choose("0", None).duplex  # the default input is 0
     assert not choose("USB", "pulse").duplex
     assert choose("no such speaker", None).why.startswith("the devices could not be looked up (No output")
+
+
+def test_the_input_of_a_duplex_stream_is_stamped_by_its_count() -> None:
+    """ADC times in a sawtooth against the count (5 ms ahead a second, back every 3 s, as
+    through ALSA's PulseAudio plugin) come out on the count, at the median offset of the
+    stream's first 0.5 s; after a flagged overflow (input lost: 30 ms), at the offset of
+    the 0.5 s after it."""
+    microphone = Microphone(None)
+    microphone.shared = True
+    microphone.open()
+    microphone.started(RATE_HZ, 0.03)
+    raw = [0.005 * (k * 0.03 % 3.0) + (0.03 if k >= 150 else 0.0) for k in range(200)]  # 30 ms blocks
+    for k, off in enumerate(raw):
+        when = SimpleNamespace(inputBufferAdcTime=1000.0 + k * 0.03 + off)
+        status = SimpleNamespace(input_overflow=k == 150)
+        microphone.take(np.zeros((480, 1), np.int16), 480, when, status)
+    chunks = list(itertools.takewhile(lambda c: c is not None, microphone.chunks(timeout_s=0.0)))
+    offsets = np.array([c.adc_s - 1000.0 - k * 0.03 for k, c in enumerate(chunks) if c is not None])
+    settle = 17  # blocks of 30 ms in 0.5 s
+    assert np.ptp(offsets[settle:150]) < 1e-6 and abs(offsets[settle] - np.median(raw[:settle])) < 1e-6
+    assert np.ptp(offsets[150 + settle :]) < 1e-6
+    assert abs(offsets[-1] - np.median(raw[150 : 150 + settle])) < 1e-6
 
 
 class Device:
