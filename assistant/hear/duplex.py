@@ -5,8 +5,9 @@ Two PortAudio streams run on two callbacks with two clocks: the live echo cancel
 and follows the drift between them. When the microphone and the speaker are one PortAudio
 device, one `sd.Stream` does both: its callback hands the output to the player
 (`Player.fill`) and the input to the microphone (`Microphone.take`), the same code the two
-streams run. Both sides are then counted on one clock and stamped from one call: no drift
-between reference and capture, and no second stream to lose.
+streams run. Both sides are then counted frame for frame on one clock: no drift between
+reference and capture, and no second stream to lose. So the input's ADC times are taken
+from that count (capture.py, `_CountedStamps`): PortAudio's own wandered 40 ms from it.
 
 The stream runs at the player's rate, block size and output latency (the player's side is
 the one that underruns); the microphone's side is resampled to 16 kHz on the listening
