@@ -93,8 +93,8 @@ class Settings:
         kind=int, low=8000, high=192_000,
     )  # fmt: skip
     duplex: bool = _opt(
-        "audio.duplex", "one duplex stream when the microphone and the speaker are one device; "
-        "false: two streams", True, kind=bool,
+        "audio.duplex", "true: one duplex stream when the microphone and the speaker are one "
+        "device (README: it underran more on PulseAudio)", False, kind=bool,
     )  # fmt: skip
 
     stt_engine: str = _opt(

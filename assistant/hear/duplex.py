@@ -15,9 +15,10 @@ thread, as for a microphone that refuses 16 kHz. The stream is the player's (its
 the player's check reopens it, as one, when the device stops, and the microphone only
 starts and stops listening. `Clock` in align.py sees the step of both stamps at a reopen.
 
-Chosen when the configured microphone and speaker are the same device index with input and
-output channels, unless `audio.duplex` is false; otherwise, or when the duplex stream does
-not open, two streams as before. One INFO line says which, and why.
+Chosen, when `audio.duplex` is true, if the configured microphone and speaker are the same
+device index with input and output channels; otherwise, or when the duplex stream does not
+open, two streams as before. One INFO line says which, and why. Off by default: through
+ALSA's PulseAudio plugin the duplex stream underran far more often under load (README).
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ test speaks into the room with paplay (a listener in the bundled voice), records
 the speaker from its monitor, and watches the timeline as it is written to time
 its next command. Short routine, so the whole file runs in about a minute.
 
-PortAudio sees PulseAudio as one device both ways (`default`), so these sessions run on one
-duplex stream (hear/duplex.py); the SIGTERM test turns it off and runs on two streams.
+PortAudio sees PulseAudio as one device both ways (`default`); these sessions run on two
+streams (`audio.duplex` is off by default: README), and the vanish test turns one duplex
+stream on (hear/duplex.py) and has it reopened as one.
 """
 
 from __future__ import annotations
@@ -237,9 +238,6 @@ def test_start_pause_resume_stop_by_voice(home: Path, listener: Callable[[str], 
 def test_sigterm_mid_rep_then_the_next_run_offers_the_same_rep(
     home: Path, listener: Callable[[str], Path]
 ) -> None:
-    """On two streams (`audio.duplex: false`): the one test of them here."""
-    (home / "config" / "backstretch").mkdir(parents=True)
-    (home / "config" / "backstretch" / "config.yaml").write_text("audio:\n  duplex: false\n")
     first = Run(home, "first")
     first.wait_listening()
     say(listener("start back stretch"))
@@ -248,7 +246,6 @@ def test_sigterm_mid_rep_then_the_next_run_offers_the_same_rep(
     stderr = first.finish()
     assert first.proc.returncode == 0, stderr
     assert "Stopped for now" in stderr and "Traceback" not in stderr
-    assert "two streams, speaker and microphone: audio.duplex is off" in stderr
     where = [e for e in first.events() if e["event"] == "state"][-1]
     assert where["state"] == "paused" and where["rep"] in (2, 3)
     spelled = {2: "two", 3: "three"}[int(where["rep"])]  # type: ignore[call-overload]
@@ -268,8 +265,12 @@ def test_sigterm_mid_rep_then_the_next_run_offers_the_same_rep(
 def test_the_audio_devices_vanish_mid_session(
     home: Path, pulse: PulseServer, listener: Callable[[str], Path]
 ) -> None:
+    """On one duplex stream (`audio.duplex: true`): the one PulseAudio test of it here."""
+    (home / "config" / "backstretch").mkdir(parents=True)
+    (home / "config" / "backstretch" / "config.yaml").write_text("audio:\n  duplex: true\n")
     run = Run(home, "t")
     run.wait_listening()
+    assert any("one duplex stream: the microphone and the speaker are device" in line for line in run.stderr)
     say(listener("start back stretch"))
     run.wait_for(lambda ev: any(e["event"] == "state" and e["rep"] == 2 for e in ev))
     pulse.restart()  # speaker and microphone both gone, then back
@@ -434,6 +435,5 @@ def test_pause_said_over_the_coachs_voice_with_its_echo_in_the_microphone(
     offset, _, _ = cue_errors(heard, events, cache.get, stderr)  # type: ignore[arg-type]
     quiet_from = round((float(paused["t"]) + 3.0 + offset) * heard.rate_hz)  # type: ignore[arg-type]
     assert np.abs(heard.samples[quiet_from : round((resume_t + offset) * heard.rate_hz)]).max() < 300
-    # The canceller ran on the live stream (one, duplex), and took the coach's voice down.
+    # The canceller ran on the live streams, and took the coach's voice down.
     assert "echo canceller: speexdsp" in stderr, stderr
-    assert "one duplex stream: the microphone and the speaker are device" in stderr, stderr

@@ -120,9 +120,9 @@ def test_a_wake_word_is_kept_as_written(tmp_path: Path) -> None:
     assert settings.load(path).wake_word == "Hey, coach"
 
 
-def test_duplex_is_on_unless_turned_off(tmp_path: Path) -> None:
+def test_duplex_is_off_unless_turned_on(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text("audio:\n  duplex: false\n")
+    path.write_text("audio:\n  duplex: true\n")
     config = settings.load(path)
-    assert settings.Settings().duplex and not config.duplex
-    assert "  duplex: false" in settings.describe(config, config.load_routine(), "the built-in routine")
+    assert not settings.Settings().duplex and config.duplex
+    assert "  duplex: true" in settings.describe(config, config.load_routine(), "the built-in routine")

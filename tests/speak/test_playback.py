@@ -462,5 +462,8 @@ def test_devices_lists_the_pulse_devices(pulse: PulseServer, tmp_path: Path) -> 
     result = _backstretch("devices", home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "pulse" in result.stdout and "default" in result.stdout
-    duplex = "Speaker and microphone: one duplex stream: the microphone and the speaker are device"
-    assert duplex in result.stdout
+    assert "Speaker and microphone: two streams, speaker and microphone: audio.duplex is off" in result.stdout
+    (tmp_path / "config" / "backstretch").mkdir(parents=True)
+    (tmp_path / "config" / "backstretch" / "config.yaml").write_text("audio:\n  duplex: true\n")
+    duplex = "one duplex stream: the microphone and the speaker are device 1 (default)"
+    assert duplex in _backstretch("devices", home=tmp_path).stdout
