@@ -71,7 +71,7 @@ def capture(mic: Any, samples: np.ndarray[Any, np.dtype[np.int16]], first: int) 
     starts = range(0, len(samples), CHUNK_FRAMES)
     for i in starts:
         block = samples[i : i + CHUNK_FRAMES].reshape(-1, 1)
-        mic._callback(block, len(block), _Time(EPOCH_S + (first + i) / RATE_HZ), _Status())
+        mic.take(block, len(block), _Time(EPOCH_S + (first + i) / RATE_HZ), _Status())
     return [next(mic.chunks(timeout_s=0.0)) for _ in starts]
 
 

@@ -26,6 +26,7 @@ from assistant.coach.intents import IntentSet
 from assistant.coach.routine import Routine
 from assistant.errors import BackstretchError, DeviceError
 from assistant.hear.capture import wav_chunks
+from assistant.hear.duplex import choose
 from assistant.pcm import Audio, gain
 from assistant.speak import voices
 from assistant.speak.devices import list_devices
@@ -159,7 +160,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             _parser().print_help()
             return 0
         case "devices":
-            return _devices()
+            return _devices(args.config)
         case "history":
             return _history()
         case "voices":
@@ -249,7 +250,7 @@ def _say(args: argparse.Namespace, config: settings.Settings) -> int:
     return 0
 
 
-def _devices() -> int:
+def _devices(path: Path | None) -> int:
     devices = list_devices()
     if not devices:
         raise DeviceError("no audio devices found; check that the sound card or PulseAudio is running")
@@ -260,6 +261,13 @@ def _devices() -> int:
             f"{info['max_output_channels']:4d} {info['default_samplerate']:7.0f}"
         )
     print("\nChoose one by name or number in the configuration: audio: {output_device: NAME}")
+    try:  # (a broken configuration file must not stop the listing: it is how to fix it)
+        config = settings.load(path)
+    except BackstretchError as exc:
+        print(f"Speaker and microphone: not known until the configuration loads ({exc})")
+        return 0
+    choice = choose(config.output_device, config.input_device, config.duplex)
+    print(f"Speaker and microphone: {choice.describe()}")
     return 0
 
 
@@ -361,7 +369,7 @@ def _run(args: argparse.Namespace, config: settings.Settings, routine: Routine, 
             supervisor.run(
                 session, pipeline.player, pipeline.store, listener, config.input_device, utterances,
                 stdin=sys.stdin if args.text else None, say=lambda text: print(text, file=sys.stderr),
-                echo=pipeline.live_echo,
+                echo=pipeline.live_echo, microphone=pipeline.microphone,
             )  # fmt: skip
         finally:
             pipeline.close()  # the cue worker, even when the session never began (Ctrl-C)

@@ -92,6 +92,10 @@ class Settings:
         "audio.output_rate_hz", "empty: the voice's rate if the device takes it",
         kind=int, low=8000, high=192_000,
     )  # fmt: skip
+    duplex: bool = _opt(
+        "audio.duplex", "true: one duplex stream when the microphone and the speaker are one "
+        "device (README: it underran more on PulseAudio)", False, kind=bool,
+    )  # fmt: skip
 
     stt_engine: str = _opt(
         "stt.engine", "auto (vosk if a model is installed), vosk or pocketsphinx", "auto",
@@ -198,6 +202,8 @@ def _value(doc: yamldoc.Doc, path: tuple[str, ...], meta: Mapping[str, Any]) -> 
         return doc.number(path, 0.0, meta["low"], meta["high"])
     if kind is int:
         return doc.integer(path, 0, meta["low"], meta["high"])
+    if kind is bool:
+        return doc.boolean(path, False)
     raw = doc.get(path)
     if isinstance(raw, int | float) and not isinstance(raw, bool) and meta["key"].startswith("audio."):
         return str(raw)  # a device index written as a number
@@ -229,5 +235,7 @@ def describe(settings: Settings, routine: Routine, routine_source: str) -> str:
             section = head
         indent = "  " if head else ""
         shown = "" if value is None else (f'"{value}"' if isinstance(value, str) else value)
+        if isinstance(value, bool):
+            shown = str(value).lower()  # YAML's spelling
         lines.append(f"{indent}{leaf}: {shown}".ljust(40) + f"# {source}")
     return "\n".join(lines)

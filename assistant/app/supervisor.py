@@ -5,7 +5,9 @@ recognisers and piper do their work in C with the GIL released; none of them is
 async. Who does what:
 
     output callback (PortAudio)   mixes the scheduled cues; holds a lock for microseconds
-    input callback (PortAudio)    copies each 30 ms block into a queue, nothing more
+    input callback (PortAudio)    copies each 30 ms block into a queue, nothing more (when
+                                  one device does both, one duplex callback does both sides,
+                                  in the output's 46 ms blocks: hear/duplex.py)
     listening thread              queue -> resampling -> echo canceller -> recogniser -> Listener
                                   -> commands (the output callback hands the canceller its blocks)
     stdin thread (--text)         typed lines -> commands
@@ -66,18 +68,21 @@ def run(
     stdin: IO[str] | None = None,
     say: Callable[[str], None] = lambda text: None,
     echo: LiveEcho | None = None,
+    microphone: Microphone | None = None,
 ) -> bool:
     """Run a live session until it ends, the input ends, or the user interrupts; with
     `echo` (the player's tap), the coach's own voice is cancelled in the microphone.
+    `microphone`: one made with the player (wiring.py); else one on `input_device`.
     Returns True when it was interrupted with the session still under way."""
     commands: queue.Queue[Heard | None] = queue.Queue()
     previous = signal.signal(signal.SIGTERM, _sigterm)
-    microphone = None
     tell = unsaved_teller(store, session, say) if store is not None else lambda t: None
     try:
         if listener is not None:
-            microphone = Microphone(input_device)
+            microphone = microphone if microphone is not None else Microphone(input_device)
             microphone.open()
+        else:
+            microphone = None
         if player is not None:
             player.start_session()
             clock, watchdog = player.now_s, player.check

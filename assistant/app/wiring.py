@@ -35,6 +35,8 @@ from assistant.coach.routine import Routine
 from assistant.coach.session import Session
 from assistant.errors import DeviceError
 from assistant.hear.align import LiveEcho
+from assistant.hear.capture import Microphone
+from assistant.hear.duplex import open_devices
 from assistant.hear.echo import open_canceller
 from assistant.hear.engines import open_recognizer
 from assistant.hear.listen import Listener
@@ -80,6 +82,9 @@ class Pipeline:
     store: ProgressStore | None = None
     echo: OfflineEcho | None = None  # with Needs.echo, offline: hand it to run_audio
     live_echo: LiveEcho | None = None  # with Needs.echo, live: the player's tap; hand it to the supervisor
+    # Live with a speaker: made with the player (on its duplex stream when one device does
+    # both, hear/duplex.py); hand it to the supervisor, which starts listening.
+    microphone: Microphone | None = None
 
     def close(self) -> None:
         """Stop the cue cache's worker (idempotent; a session's end closes it too)."""
@@ -142,10 +147,14 @@ def _build(
     speech_s = cache.duration_s if cache is not None else estimate_speech_s
     # First: the dialogue checks the intents file against its handlers, before any wait.
     dialogue = Dialogue(routine, language, config.verbosity, config.volume, speech_s)
-    player = None
+    player = microphone = None
     if needs.speaker and cache is not None:
         player = Player(cache, config.output_device, config.volume, config.output_rate_hz)
-        player.open()
+        if needs.listen:  # live, both ways: one duplex stream when one device does both
+            microphone = Microphone(config.input_device)
+            open_devices(player, microphone, config.duplex)
+        else:
+            player.open()
     if cache is not None:
         texts = in_order_of_use(routine, language, config.verbosity)
         if player is not None:  # live: the greeting first, then the session's cues in order
@@ -153,7 +162,7 @@ def _build(
         else:  # a render, or a script on the virtual clock: every cue before the first
             prepare_cues(cache, texts, TerminalProgress(unit="cues"))
     try:
-        return _connect(config, language, needs, dialogue, cache, player, lock)
+        return _connect(config, language, needs, dialogue, cache, player, lock, microphone)
     except BaseException:  # no cue worker left synthesising when the program ends
         if player is not None:
             player.close()
@@ -170,6 +179,7 @@ def _connect(
     cache: CueCache | None,
     player: Player | None,
     lock: StateLock | None,
+    microphone: Microphone | None = None,
 ) -> Pipeline:
     sinks: list[Sink] = []
     if needs.transcript is not None:
@@ -201,7 +211,7 @@ def _connect(
             lambda phrases: open_recognizer(config.stt_engine, phrases, config.vosk_model)
         )
         listener = Listener(make(language.phrases()), language, session.track, config.wake_word)
-    return Pipeline(dialogue, session, cache, player, listener, store, echo, live_echo)
+    return Pipeline(dialogue, session, cache, player, listener, store, echo, live_echo, microphone)
 
 
 def open_live_echo() -> LiveEcho | None:

@@ -130,6 +130,14 @@ class Doc:
             raise self.error(path, f"must be between {low} and {high}, got {_kind(value)}")
         return int(value)
 
+    def boolean(self, path: PathKey, default: bool) -> bool:
+        value = self.get(path)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.error(path, f"expected true or false, got {_kind(value)}")
+        return value
+
 
 def _kind(value: Any) -> str:
     if isinstance(value, str):

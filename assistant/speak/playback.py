@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -128,6 +129,9 @@ class Player:
         self._first_reported = False
         self.tap: OutputTap | None = None  # handed every block played
         self._latency_s = 0.0  # the open stream's output latency
+        # Opens the device and returns the stream (hear/duplex.py: one duplex stream that also
+        # hears the microphone); None: a stream of its own (`open_own`).
+        self.opener: Callable[[], Any] | None = None
 
     # -- the session clock ------------------------------------------------------
 
@@ -146,12 +150,31 @@ class Player:
     # -- device --------------------------------------------------------------
 
     def open(self) -> None:
+        """Open the device: on a stream of its own, or through `opener` (hear/duplex.py: one
+        duplex stream that also hears the microphone). A reopen goes the same way."""
+        self._stream = self.opener() if self.opener is not None else self.open_own()
+
+    def open_own(self) -> Any:
+        """An output stream of the player's own, started."""
         where = f"audio device {self.device!r}" if self.device else "the default audio device"
-        self._stream = open_stream(
+        return open_stream(
             self.device, "output", self.wanted_rate_hz, self._open_at, f"cannot play on {where}"
         )
 
     def _open_at(self, sd: Any, device: int | str | None, rate: int) -> Any:
+        self.prepare(rate)
+        stream = sd.OutputStream(
+            samplerate=rate, channels=1, dtype="int16", device=device,
+            blocksize=self.block_frames, latency=LATENCY, callback=self.fill,
+        )  # fmt: skip
+        self.started(float(stream.latency))
+        stream.start()
+        log.info("output %s at %d Hz, latency %.0f ms", stream.device, rate, stream.latency * 1000)
+        return stream
+
+    def prepare(self, rate: int) -> None:
+        """Before a stream opens at `rate`: the session clock kept (in the new rate's frames,
+        the clips resampled), and what was measured of the last stream forgotten."""
         if rate != self.rate_hz:
             # Keep the session clock where it was, in the new rate's frames.
             with self._lock:
@@ -168,14 +191,10 @@ class Player:
         with self._lock:  # a new stream: its DAC time has no relation to the last one's
             self._stream_frames = self._measure_until = 0
             self._lag = None
-        stream = sd.OutputStream(
-            samplerate=rate, channels=1, dtype="int16", device=device,
-            blocksize=self.block_frames, latency=LATENCY, callback=self._callback,
-        )  # fmt: skip
-        self._latency_s = float(stream.latency)
-        stream.start()
-        log.info("output %s at %d Hz, latency %.0f ms", stream.device, rate, stream.latency * 1000)
-        return stream
+
+    def started(self, latency_s: float) -> None:
+        """The stream is open with this output latency (the callback's clock stamps by it)."""
+        self._latency_s = latency_s
 
     def check(self) -> bool:
         """Report underruns measured since the last check; reopen the stream if the device
@@ -268,7 +287,9 @@ class Player:
 
     # -- the audio callback: no allocation beyond one block, no blocking ------------
 
-    def _callback(self, outdata: Any, frames: int, time: Any, status: Any) -> None:
+    def fill(self, outdata: Any, frames: int, time: Any, status: Any) -> None:
+        """The output stream's callback, and the output side of a duplex stream's (the same
+        `time` and `status`: it reads only their output fields)."""
         if status.output_underflow:
             self.underflows += 1
         block = np.zeros(frames, dtype=np.int16)

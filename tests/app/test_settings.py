@@ -65,6 +65,7 @@ def test_describe_names_every_source(tmp_path: Path) -> None:
         ("pace: 4\n", r"c\.yaml:1: pace: expected a mapping"),
         ("verbosity: chatty\n", r"c\.yaml:1: verbosity: expected one of detailed, brief, counts"),
         ("sets: true\n", r"c\.yaml:1: sets: expected a whole number, got a boolean"),
+        ("audio:\n  duplex: maybe\n", r"c\.yaml:2: audio\.duplex: expected true or false, got 'maybe'"),
         ("volume: [0.5\n", r"c\.yaml:\d: broken YAML"),
         (
             "stt:\n  wake_word: '!!!'\n",
@@ -117,3 +118,11 @@ def test_a_wake_word_is_kept_as_written(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("stt:\n  wake_word: Hey, coach\n")
     assert settings.load(path).wake_word == "Hey, coach"
+
+
+def test_duplex_is_off_unless_turned_on(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("audio:\n  duplex: true\n")
+    config = settings.load(path)
+    assert not settings.Settings().duplex and config.duplex
+    assert "  duplex: true" in settings.describe(config, config.load_routine(), "the built-in routine")

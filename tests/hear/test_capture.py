@@ -52,7 +52,7 @@ def _block(samples: np.ndarray, mic: Microphone, overflow: bool = False, adc_s: 
     """PortAudio's side: one block into the microphone's callback, heard at `adc_s`."""
     status = SimpleNamespace(input_overflow=overflow)
     when = SimpleNamespace(inputBufferAdcTime=adc_s)
-    mic._callback(samples.reshape(-1, 1).copy(), len(samples), when, status)
+    mic.take(samples.reshape(-1, 1).copy(), len(samples), when, status)
 
 
 def _take(mic: Microphone, n: int) -> list[Chunk | None]:

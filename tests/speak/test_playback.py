@@ -66,7 +66,7 @@ class Device:
             out = np.full((self.block, 1), 12345, np.int16)  # the callback must fill every sample
             times = SimpleNamespace(outputBufferDacTime=self.dac_s + error_s, currentTime=self.dac_s - 0.1)
             status = SimpleNamespace(output_underflow=underflow and i == 0)
-            self.player._callback(out, self.block, times, status)
+            self.player.fill(out, self.block, times, status)
             self.blocks.append((self.dac_s, out[:, 0].copy()))
             self.dac_s += self.block / self.player.rate_hz
 
@@ -462,3 +462,8 @@ def test_devices_lists_the_pulse_devices(pulse: PulseServer, tmp_path: Path) -> 
     result = _backstretch("devices", home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "pulse" in result.stdout and "default" in result.stdout
+    assert "Speaker and microphone: two streams, speaker and microphone: audio.duplex is off" in result.stdout
+    (tmp_path / "config" / "backstretch").mkdir(parents=True)
+    (tmp_path / "config" / "backstretch" / "config.yaml").write_text("audio:\n  duplex: true\n")
+    duplex = "one duplex stream: the microphone and the speaker are device 1 (default)"
+    assert duplex in _backstretch("devices", home=tmp_path).stdout
