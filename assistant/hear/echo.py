@@ -323,7 +323,8 @@ class EchoJudge:
                          "the canceller has learnt the echo again", self.erle_db)  # fmt: skip
             else:
                 log.info("echo canceller: the coach's echo is gone; the microphone is heard as it is")
-        if quiet is not None and not echo and not self._told_no_echo:
+        full = self._totals[2] >= CONVERGENCE_S * RATE_HZ * 0.95  # (a second of it: not its first words)
+        if full and quiet is not None and not echo and not self._told_no_echo:
             self._told_no_echo = True
             log.info("echo canceller: no echo of the coach in the microphone (headphones?); it is heard "
                      "as it is")  # fmt: skip
