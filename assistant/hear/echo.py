@@ -289,7 +289,6 @@ class EchoJudge:
         self._report = [0.0, 0.0, 0]  # the same since the last report
         self.erle_db = 0.0
         self.learnt = False
-        self.removed_db: float | None = None  # the last report's
 
     def update(self, capture: Samples, cleaned: Samples, reference: Samples) -> None:
         if not len(cleaned):
@@ -332,7 +331,7 @@ class EchoJudge:
         self._report[1] += energy_out
         self._report[2] += n
         if self._report[2] >= REPORT_S * RATE_HZ:
-            self.removed_db = 10 * float(np.log10((self._report[0] + 1.0) / (self._report[1] + 1.0)))
+            removed_db = 10 * float(np.log10((self._report[0] + 1.0) / (self._report[1] + 1.0)))
             log.info("echo cancelled: %.1f dB less while the coach spoke (last %.0f s of its voice)",
-                     self.removed_db, REPORT_S)  # fmt: skip
+                     removed_db, REPORT_S)  # fmt: skip
             self._report = [0.0, 0.0, 0]

@@ -156,7 +156,7 @@ class Listener:
     def _gated(self, text: str, start: float, end: float) -> bool:
         if not self._speaking(start, end):
             return False
-        if not self.over_residue and self._in_cancelled(start - self.offset_s, end - self.offset_s):
+        if self._deaf(start - self.offset_s, end - self.offset_s):
             self._say_deaf()
             return True
         return not self.intents.is_barge_in(text) or self._speaking(start, end, strict_only=True)
@@ -169,12 +169,11 @@ class Listener:
 
     def _deaf(self, start: float, end: float) -> bool:
         """Would nothing said from `start` to `end` (audio seconds) count? Over the coach's
-        voice in cancelled audio, for a recogniser that does not hear there."""
-        return self._speaking_audio(start, end) and self._in_cancelled(start, end)
-
-    def _in_cancelled(self, start: float, end: float) -> bool:
-        """Did any of `start` to `end` (audio seconds) come out of the echo canceller?"""
-        return any(a < end and start < b for a, b in self._cancelled)
+        voice in cancelled audio, for a recogniser that does not hear there (the one rule:
+        the gate applies it, and the recogniser is told it so as not to decode there)."""
+        if self.over_residue or not any(a < end and start < b for a, b in self._cancelled):
+            return False
+        return self._speaking_audio(start, end)
 
     def _accept(self, hyp: Hypothesis) -> Command | None:
         start, end, fired = (hyp.speech_start_s + self.offset_s, hyp.speech_end_s + self.offset_s,

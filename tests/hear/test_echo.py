@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from assistant.errors import DeviceError
-from assistant.hear.align import TARGET_LAG_S, LiveEcho
+from assistant.hear.align import TARGET_LAG_S, LiveEcho, fast_length
 from assistant.hear.capture import Chunk
 from assistant.hear.echo import (
     FRAME_SAMPLES,
@@ -365,3 +365,18 @@ def test_no_echo_in_the_microphone_is_never_learnt() -> None:
     for _ in range(40):
         judge.update(room, suppressed, coach)
     assert not judge.learnt
+
+
+def test_the_delay_search_fft_length_is_the_least_smooth_one_at_least_asked() -> None:
+    """align.fast_length: the least length >= n with no prime factor over 5 (a shorter one
+    would wrap the cross-correlation round; a longer one costs for nothing)."""
+
+    def smooth(m: int) -> bool:
+        for f in (2, 3, 5):
+            while m % f == 0:
+                m //= f
+        return m == 1
+
+    for n in [*range(1, 600), 9800, 39199, 39200, 65537]:
+        length = fast_length(n)
+        assert length >= n and smooth(length) and not any(smooth(m) for m in range(n, length)), n
