@@ -83,6 +83,7 @@ PARTS: dict[str, Callable[[Bench, Section | None], Section]] = {
     "echo.between": echo.measure_between,
     "echo.quiet": echo.measure_quiet,
     "echo.session": echo.measure_session,
+    "echo.live": echo.measure_live,
 }
 
 
@@ -145,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         "instructions.hear, the hear path's; or "
         "echo.barge, the barge-in rows of the three cancellers with vosk alone; echo.between, "
         "commands after a cue; echo.quiet, quiet reverberant commands; echo.session, "
-        "self-triggers over a session and the canceller's latency) and keep "
+        "self-triggers over a session and the canceller's latency; echo.live, echo removed live "
+        "with clock drift) and keep "
         "the others from the results already in --out, each with its own date",
     )
     args = parser.parse_args(argv)

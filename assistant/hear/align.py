@@ -37,6 +37,12 @@ TARGET_LAG_S = 0.02  # ... and kept this long after it (the filter then holds th
 MIN_COEFFICIENT = 0.3  # the correlation coefficient of an echo (the user's voice alone: under 0.1)
 DECIMATE = 4  # ... at a quarter of the rate (the delay to 0.25 ms: well within AGREE)
 AGREE = 16  # samples (1 ms): two measurements this close agree; a move smaller is not made
+DRIFT_SPAN_S = 60.0  # the drift is the slope of the echo's place against the capture's count over this long
+DRIFT_MIN_S = 10.0  # ... once its measurements span this much
+DRIFT_SIGMAS = 3.0  # ... and it stands this many standard errors away from none
+STEP_SAMPLES = 32  # a measurement this far (2 ms) off that line: the echo moved at once (a device opened
+# again), and the line starts afresh (the drift found so far stays: it is the clocks')
+HALF_TAPS = 8  # the reference at a fraction of a sample: a windowed sinc this many samples either side
 MAX_GAP_S = 10.0  # a longer jump of the player's frames starts the reference afresh
 PLAYED_BLOCKS = 1000  # blocks of output kept for the listening thread (1024 frames: 46 s at 22 kHz)
 
@@ -55,6 +61,7 @@ class Clock:
         self._error_s = 0.0  # smoothed: stamp less count
         self._last_s: float | None = None
         self.steps = 0  # re-anchorings (jumps and nudges)
+        self.jumped = False  # the last re-anchoring was a jump (not a nudge)
 
     def time_of(self, i: float) -> float:
         assert self.anchor_s is not None
@@ -71,12 +78,14 @@ class Clock:
         if abs(error) > JUMP_S:
             self.anchor_i, self.anchor_s, self._error_s = i, t, 0.0
             self.steps += 1
+            self.jumped = True
             return True
         self._error_s += (error - self._error_s) * min(1.0, since / SMOOTH_S)
         if abs(self._error_s) > NUDGE_S:
             self.anchor_i, self.anchor_s = i, self.time_of(i) + self._error_s
             self._error_s = 0.0
             self.steps += 1
+            self.jumped = False
             return True
         return False
 
@@ -100,6 +109,18 @@ def fast_length(n: int) -> int:
             three *= 3
         five *= 5
     return best
+
+
+def _line(points: deque[tuple[int, float]]) -> tuple[float, float, float]:
+    """The least-squares line through `points`: slope, intercept and the slope's standard
+    error (from the scatter about the line)."""
+    xs, ys = np.array(points, np.float64).T
+    mean_x, mean_y = float(xs.mean()), float(ys.mean())
+    spread = float(np.sum((xs - mean_x) ** 2))
+    slope = float(np.sum((xs - mean_x) * (ys - mean_y)) / spread)
+    residual = ys - mean_y - slope * (xs - mean_x)
+    error = float(np.sqrt(np.sum(residual**2) / max(len(xs) - 2, 1) / spread))
+    return slope, mean_y - slope * mean_x, error
 
 
 class LiveEcho:
@@ -136,12 +157,19 @@ class LiveEcho:
         self._ref_base = 0
         self._captured = 0  # capture samples so far
         self._shift: int | None = None  # reference index = capture index + shift
+        self._moved = False  # a clock moved since the shift was worked out ...
+        self._jumped = False  # ... at once (not a nudge)
         self.realigned = 0
         self._fine = 0  # samples added to the shift where the echo itself showed its delay
         self._recent = np.zeros(0, np.int16)  # the last TRACK_S of capture
         self._since_tracked = 0  # capture samples since the delay was last measured
         self._last_lag: int | None = None
         self.delay_s: float | None = None  # the echo's delay after its reference, last measured
+        # Drift: the echo's place (its reference index less the capture's) measured over time
+        self._places: deque[tuple[int, float]] = deque()  # (capture index, place)
+        self._off: float | None = None  # the last place off their line, if the last was
+        self.drift = 0.0  # reference samples per capture sample, less 1, followed now
+        self._slide = 0.0  # samples the reference has moved by the drift so far
         # What it removes while the coach speaks (logged every REPORT_S of the coach's voice)
         self.judge = EchoJudge()
 
@@ -162,10 +190,17 @@ class LiveEcho:
         n = len(chunk.samples)
         if self._portaudio and not chunk.adc_s:
             self._fall_back()
-        moved = self._in.stamp(self._captured, chunk.adc_s if self._portaudio else chunk.clock_s)
-        if moved or self._shift is None:
+        if self._in.stamp(self._captured, chunk.adc_s if self._portaudio else chunk.clock_s):
+            self._moved = True
+            self._jumped |= self._in.jumped
+        if self._moved or self._shift is None:
             self._align()
-        reference = self._reference(self._captured + (self._shift or 0) + self._fine, n)
+        start = self._captured + (self._shift or 0) + self._fine + self._slide
+        if self.drift or self._slide:
+            reference = self._drifting(start, n)
+            self._slide += n * self.drift
+        else:
+            reference = self._reference(round(start), n)
         self._captured += n
         self._follow_delay(chunk.samples)
         cleaned = self.stage.feed(chunk.samples, reference)
@@ -179,6 +214,7 @@ class LiveEcho:
         self._portaudio = False
         self._out, self._in = Clock(RATE_HZ), Clock(RATE_HZ)
         self._shift = None
+        self._places.clear()
 
     def _take_played(self) -> None:
         while self._played:
@@ -192,7 +228,8 @@ class LiveEcho:
                 self._append(np.zeros(gap, np.int16))
             first = self._segment + (frame - self._segment_frame) * RATE_HZ / rate  # its 16 kHz index
             if self._out.stamp(first, dac_s if self._portaudio else clock_s):
-                self._shift = None
+                self._moved = True
+                self._jumped |= self._out.jumped
             self._append(block)
             self._next_frame = frame + len(block)
 
@@ -218,9 +255,16 @@ class LiveEcho:
         t = self._in.time_of(self._captured) + AHEAD_S
         index = self._out.anchor_i + (t - self._out.anchor_s) * RATE_HZ
         shift = round(index) - self._captured
+        jumped, self._moved, self._jumped = self._jumped, False, False
         if self._shift is not None and shift != self._shift:
-            self.realigned += 1
-            log.info("echo reference realigned by %+.1f ms", (shift - self._shift) * 1000 / RATE_HZ)
+            if self._places and not jumped:
+                # A nudge is the clocks' drift, which the echo's measured place already
+                # follows (`_follow_drift`): moving the reference by it would make the filter
+                # learn the room again (10 ms at a time, every 50 s at 200 ppm).
+                self._fine -= shift - self._shift
+            else:
+                self.realigned += 1
+                log.info("echo reference realigned by %+.1f ms", (shift - self._shift) * 1000 / RATE_HZ)
         self._shift = shift
 
     def _follow_delay(self, samples: Samples) -> None:
@@ -238,7 +282,8 @@ class LiveEcho:
             return
         self._since_tracked = 0
         early, late = round(EARLY_S * RATE_HZ), round(LATE_S * RATE_HZ)
-        first = self._captured - window + self._shift + self._fine  # the reference of the window's start
+        slid = round(self._slide - window * self.drift)  # the drift's slide at the window's start
+        first = self._captured - window + self._shift + self._fine + slid  # the reference of its start
         reference = self._reference(first - late, window + late + early, forget=False)
         if np.abs(reference).max(initial=0) < SPEAKING_PEAK:
             self._last_lag = None
@@ -264,6 +309,11 @@ class LiveEcho:
             return
         lag = (late_d - k) * DECIMATE
         self.delay_s = lag / RATE_HZ
+        before, at, after = coefficient[k - 1 : k + 2]  # the peak between samples (a parabola)
+        curve = before - 2 * at + after
+        between = 0.5 * (before - after) / curve if curve < 0 else 0.0
+        place = first - (self._captured - window) - (late_d - k - between) * DECIMATE
+        self._follow_drift(self._captured - window // 2, place)
         target = round(TARGET_LAG_S * RATE_HZ)
         if self._last_lag is not None and abs(lag - self._last_lag) <= AGREE and abs(lag - target) > AGREE:
             self._fine += target - lag
@@ -272,6 +322,55 @@ class LiveEcho:
             self._last_lag = None
             return
         self._last_lag = lag
+
+    def _follow_drift(self, captured: int, place: float) -> None:
+        """The echo's `place` (the reference index it comes from, less the capture index
+        `captured`) measured: the drift between the output's and the input's clocks is the
+        slope of the places over the last DRIFT_SPAN_S, followed once it is clear of the
+        measurements' scatter. A speaker and a microphone on two clocks (a DAC and a USB
+        microphone) slide apart by up to 0.2 ms a second; an adaptive filter does not follow
+        an echo that slides, and moved a sample at a time it learns the room again at each
+        move, so the reference is read at the drift's rate instead, between samples
+        (`_drifting`)."""
+        places = self._places
+        if len(places) >= 5:
+            slope, intercept, _ = _line(places)
+            if abs(slope * captured + intercept - place) > STEP_SAMPLES:
+                # Off the line: a step when the next measurement agrees (one stray peak is not)
+                off, self._off = self._off, place
+                if off is None or abs(place - off) > AGREE:
+                    return
+                log.info("the echo moved at once by %+.1f ms: its drift is measured afresh",
+                         (place - slope * captured - intercept) * 1000 / RATE_HZ)  # fmt: skip
+                places.clear()
+        self._off = None
+        places.append((captured, place))
+        while captured - places[0][0] > DRIFT_SPAN_S * RATE_HZ:
+            places.popleft()
+        if len(places) < 5 or captured - places[0][0] < DRIFT_MIN_S * RATE_HZ:
+            return
+        slope, _, error = _line(places)
+        drift = slope if abs(slope) > DRIFT_SIGMAS * error else 0.0
+        if (drift == 0.0) != (self.drift == 0.0):
+            state = "followed" if drift else "not clear, not followed"
+            log.info("clock drift %+.0f ppm (+-%.0f) between the speaker and the microphone: %s",
+                     slope * 1e6, error * 1e6, state)  # fmt: skip
+        self.drift = drift
+
+    def _drifting(self, start: float, n: int) -> Samples:
+        """Reference samples at `start`, `start + 1 + drift`, ... (`n` of them): between
+        samples, by a windowed sinc (HALF_TAPS either side; speech is band-limited well
+        below 8 kHz)."""
+        at = start + np.arange(n) * (1.0 + self.drift)
+        whole = np.floor(at)
+        first = int(whole[0]) - HALF_TAPS + 1
+        source = self._reference(first, int(whole[-1]) - first + HALF_TAPS + 1).astype(np.float32)
+        taps = np.arange(-HALF_TAPS + 1, HALF_TAPS + 1)
+        offset = taps[None, :] - (at - whole)[:, None]  # each tap's distance from the wanted point
+        weights = (np.sinc(offset) * (0.5 + 0.5 * np.cos(np.pi * offset / HALF_TAPS))).astype(np.float32)
+        values = np.sum(source[(whole - first).astype(np.intp)[:, None] + taps[None, :]] * weights, axis=1)
+        out: Samples = np.clip(np.round(values), -32768, 32767).astype(np.int16)
+        return out
 
     def _reference(self, start: int, n: int, forget: bool = True) -> Samples:
         """Reference samples `start` to `start + n` (silence where nothing was played)."""

@@ -21,12 +21,14 @@ in memory and in ~/.cache/backstretch-dev/rirs (never in the repository).
   microphone): the echo is resampled by 1 + drift.
 Everything is deterministic from `seed`.
 
-Two ways to use it:
+Three ways to use it:
 - open loop, `Room.mic(reference, user)`: whole arrays (the bench); returns the
   microphone and its two parts, for echo removed and user attenuation;
 - closed loop, `ClosedLoopMic`: a microphone for an offline session, 10 ms chunks, the
   echo made from what the session has really played so far (read from its
-  `OutputTrack`), so when "pause" cuts a cue its echo stops too.
+  `OutputTrack`), so when "pause" cuts a cue its echo stops too;
+- live, `live_echo`: the player's blocks and the microphone's chunks, stamped as PortAudio
+  stamps them, through `LiveEcho` (assistant/hear/align.py).
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from assistant.hear.align import LiveEcho
 from assistant.hear.capture import Chunk
+from assistant.hear.echo import SpeexDspCanceller
 from assistant.pcm import RATE_HZ, Floats, Samples
 from assistant.speak.render import OutputTrack
 
@@ -265,9 +269,25 @@ def _convolve(x: Floats, h: Floats) -> Floats:
     return np.asarray(signal.fftconvolve(x, h)[: len(x)], dtype=np.float64)
 
 
+SINC_HALF = 16  # samples either side of a fractional position (a Hann-windowed sinc)
+
+
 def _interp(x: Floats, positions: Floats) -> Floats:
-    """`x` at fractional `positions` (linear; zero outside)."""
-    return np.interp(positions, np.arange(len(x), dtype=np.float64), x, left=0.0, right=0.0)
+    """`x` at fractional `positions` (zero outside), band-limited: a drifting clock is an
+    analogue resampling, and linear interpolation would add a low-pass that sweeps with the
+    fraction, an echo path no canceller can follow (it held speexdsp near 37 dB under drift)."""
+    taps = np.arange(-SINC_HALF + 1, SINC_HALF + 1)
+    padded = np.concatenate([np.zeros(SINC_HALF), x, np.zeros(SINC_HALF + 1)])
+    out = np.empty(len(positions))
+    for a in range(0, len(positions), 1 << 15):  # in pieces: (pieces x taps) float64s at a time
+        at = positions[a : a + (1 << 15)]
+        whole = np.floor(at)
+        offset = taps[None, :] - (at - whole)[:, None]
+        weights = np.sinc(offset) * (0.5 + 0.5 * np.cos(np.pi * offset / SINC_HALF))
+        index = np.clip(whole.astype(np.intp) + SINC_HALF, 0, len(padded) - SINC_HALF - 1)
+        values = np.sum(padded[index[:, None] + taps[None, :]] * weights, axis=1)
+        out[a : a + len(at)] = np.where((at >= 0) & (at <= len(x) - 1), values, 0.0)
+    return out
 
 
 class ClosedLoopMic:
@@ -312,3 +332,63 @@ class ClosedLoopMic:
                 self._fan.block(b - a) if self._fan is not None else 0.0
             )
             yield Chunk(to_int16(self.echo[a:b] + self.user[a:b] + noise), b / RATE_HZ)
+
+
+# -- live: the player's blocks as the reference, aligned by PortAudio's clocks -------------
+
+T0_S = 1000.0  # PortAudio's clock when the session starts
+OUTPUT_AHEAD_S = 0.2  # the player hands a block to the device this long before it sounds
+
+
+def live_echo(
+    geometry: Geometry,
+    played: Samples,
+    conditions: Conditions,
+    *,
+    gap: tuple[int, int] | None = None,
+    dac_error_s: float = 0.0,
+    stamps: bool = True,
+    hears_echo: bool = True,
+    dac_drift_ppm: float = 0.0,
+) -> tuple[Samples, Samples, LiveEcho]:
+    """`played` (16 kHz) through the player's tap and the room into LiveEcho, as
+    the live path runs: blocks of 1024 frames stamped with their DAC time, 30 ms chunks of
+    capture stamped with their ADC time (both with 2 ms of jitter). `gap` (frame, frames):
+    the device underran there and played that much silence, which the player counted (its
+    frames skip). `dac_error_s`: the DAC times are off by that much. `dac_drift_ppm`: the DAC
+    times run that much fast against the capture's (PortAudio's, for a device on its own
+    clock; the room's `drift_ppm` is what the echo does). Returns the microphone,
+    what the canceller made of it, and the LiveEcho."""
+    block = 1024
+    sounding = played.copy()
+    if gap is not None:
+        at, length = gap
+        sounding = np.concatenate([played[:at], np.zeros(length, np.int16), played[at:]])
+    mic = Room(geometry, conditions, active_power(played)).mic(sounding, None)
+    heard = mic.samples if hears_echo else np.zeros_like(mic.samples)
+    jitter = np.random.default_rng(7).uniform(
+        -0.002, 0.002, len(sounding) // 480 + len(sounding) // block + 2
+    )
+    echo = LiveEcho(SpeexDspCanceller())
+    blocks = []  # (frame on the device's timeline, samples)
+    source = 0
+    frame = 0
+    while source < len(played):
+        if gap is not None and frame <= gap[0] < frame + block:  # the underrun, at a block's edge
+            frame += gap[1]
+        blocks.append((frame, played[source : source + block]))
+        source += block
+        frame += block
+    out, handed = [], 0
+    for k, start in enumerate(range(0, len(heard) - 480 + 1, 480)):
+        adc_s = T0_S + start / RATE_HZ + jitter[k]
+        while handed < len(blocks) and T0_S + blocks[handed][0] / RATE_HZ < adc_s + OUTPUT_AHEAD_S:
+            at, samples = blocks[handed]
+            dac_s = T0_S + at / (RATE_HZ * (1 + dac_drift_ppm * 1e-6)) + jitter[-1 - handed] + dac_error_s
+            echo.played(dac_s if stamps else 0.0, dac_s + 0.5, samples, RATE_HZ, at)
+            handed += 1
+        chunk = Chunk(
+            heard[start : start + 480], (start + 480) / RATE_HZ, adc_s if stamps else 0.0, adc_s + 0.5
+        )
+        out.append(echo.clean(chunk).samples)
+    return heard, np.concatenate(out), echo
