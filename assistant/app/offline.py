@@ -22,6 +22,7 @@ from assistant.coach.events import State
 from assistant.coach.intents import IntentSet
 from assistant.coach.session import Session
 from assistant.errors import ScriptError
+from assistant.hear.align import LiveEcho
 from assistant.hear.capture import Chunk
 from assistant.hear.echo import FRAME_SAMPLES, Canceller, EchoJudge
 from assistant.hear.listen import Listener
@@ -92,6 +93,9 @@ def load(path: Path, intents: IntentSet) -> list[Utterance]:
     return parse(text, str(path), intents)
 
 
+STAMP_S = 1000.0  # the stamps LiveEcho is given for the session's 0 s (a stamp of 0 is "no time")
+
+
 class OfflineEcho:
     """Echo cancellation on the virtual clock: the reference is the coach's own output as
     the session renders it (`output`, a sink of the session at 16 kHz), so a recording of
@@ -101,17 +105,32 @@ class OfflineEcho:
     when a frame is cleaned the session has run to its start, so every sample of that
     reference has been decided (a cue starting within the frame is not known yet). The
     canceller finds the real delay itself; one frame less is still causal for any device
-    latency over 10 ms. As live, the capture is heard as it is until the canceller has learnt
-    the echo (`EchoJudge`)."""
+    latency over 10 ms. It runs through the live path's `LiveEcho` (assistant/hear/align.py),
+    given the output as it is decided and the capture's frames, both stamped by the virtual
+    clock: so a recording on another clock than the session's (a USB microphone's, up to
+    +-200 ppm) has its drift followed as live. As live, the capture is heard as it is until
+    the canceller has learnt the echo (`EchoJudge`)."""
 
     def __init__(self, canceller: Canceller, output: OutputTrack) -> None:
         if output.rate_hz != RATE_HZ:
             raise ValueError(f"the echo reference must be at {RATE_HZ} Hz, not {output.rate_hz}")
-        self.canceller = canceller
         self.output = output
-        self.judge = EchoJudge()  # until the canceller has learnt the echo: the capture as it is
+        self.live = LiveEcho(canceller, ahead_s=-FRAME_SAMPLES / RATE_HZ, offline=True)
         self._pending = np.zeros(0, np.int16)
         self._done = 0  # samples of capture handed out
+        self._given = 0  # samples of output handed to `live`
+
+    @property
+    def canceller(self) -> Canceller:
+        return self.live.canceller
+
+    @canceller.setter
+    def canceller(self, canceller: Canceller) -> None:
+        self.live.canceller = canceller
+
+    @property
+    def judge(self) -> EchoJudge:
+        return self.live.judge
 
     def frames(self, chunk: Chunk) -> Iterator[Chunk]:
         """`chunk` in whole 10 ms frames (the rest waits for the next chunk), uncleaned."""
@@ -125,12 +144,15 @@ class OfflineEcho:
     def clean(self, frame: Chunk) -> Chunk:
         """`frame` (from `frames`) with the coach's echo removed; call it once the session
         has run to the frame's start."""
-        stop = round(frame.end_s * RATE_HZ) - FRAME_SAMPLES
-        reference = self.output.samples(stop - FRAME_SAMPLES, stop)
-        self.output.forget_before(stop - FRAME_SAMPLES)
-        cleaned = self.canceller.process(frame.samples, reference)
-        self.judge.update(frame.samples, cleaned, reference)
-        return Chunk(cleaned, frame.end_s, cancelled=True) if self.judge.learnt else frame
+        start = round(frame.end_s * RATE_HZ) - FRAME_SAMPLES
+        if start > self._given:  # the output decided since: up to the frame's start
+            stamp = STAMP_S + self._given / RATE_HZ
+            self.live.played(stamp, stamp, self.output.samples(self._given, start), RATE_HZ, self._given)
+            self.output.forget_before(start)
+            self._given = start
+        stamp = STAMP_S + start / RATE_HZ
+        heard = self.live.clean(Chunk(frame.samples, frame.end_s, stamp, stamp))
+        return heard if heard.cancelled else frame
 
 
 def run_audio(

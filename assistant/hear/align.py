@@ -140,9 +140,17 @@ class LiveEcho:
     rest in `clean`. A host API that gives no DAC or ADC time (0) falls back, for both
     streams at once, to the times of the callbacks plus each stream's latency."""
 
-    def __init__(self, canceller: Canceller) -> None:
-        self.canceller = canceller
+    def __init__(self, canceller: Canceller, ahead_s: float = AHEAD_S, offline: bool = False) -> None:
+        """`ahead_s`: the reference for a capture sample is what sounds this long after it,
+        by the clocks. `offline` (`run --in`, assistant/app/offline.py): the session has
+        decided its output only up to the capture less `-ahead_s`, so the reference is never
+        read later than that, and it is not moved by the echo's delay (the canceller finds it
+        within its filter, as the figures of bench section 9 were measured); drift is
+        followed."""
         self.stage = EchoStage(canceller)
+        self._ahead_s = ahead_s
+        self._moves = not offline
+        self._latest = round(ahead_s * RATE_HZ) if offline else None
         # (dac, clock, block, rate); bounded: while no microphone takes them, the oldest go
         self._played: deque[tuple[float, float, Samples, int, int]] = deque(maxlen=PLAYED_BLOCKS)
         self._portaudio = True  # both streams give PortAudio times
@@ -196,6 +204,8 @@ class LiveEcho:
         if self._moved or self._shift is None:
             self._align()
         start = self._captured + (self._shift or 0) + self._fine + self._slide
+        if self._latest is not None:
+            start = min(start, self._captured + self._latest)
         if self.drift or self._slide:
             reference = self._drifting(start, n)
             self._slide += n * self.drift
@@ -208,6 +218,14 @@ class LiveEcho:
         self.judge.update(raw, cleaned, reference)
         heard = cleaned if self.judge.learnt else raw
         return Chunk(heard, chunk.end_s - self.stage.pending / RATE_HZ, cancelled=self.judge.learnt)
+
+    @property
+    def canceller(self) -> Canceller:
+        return self.stage.canceller
+
+    @canceller.setter
+    def canceller(self, canceller: Canceller) -> None:
+        self.stage.canceller = canceller
 
     def _fall_back(self) -> None:
         log.info("the audio devices give no DAC/ADC times: echo aligned by the callbacks' clock")
@@ -252,7 +270,7 @@ class LiveEcho:
         if self._out.anchor_s is None or self._in.anchor_s is None:
             self._shift = None
             return
-        t = self._in.time_of(self._captured) + AHEAD_S
+        t = self._in.time_of(self._captured) + self._ahead_s
         index = self._out.anchor_i + (t - self._out.anchor_s) * RATE_HZ
         shift = round(index) - self._captured
         jumped, self._moved, self._jumped = self._jumped, False, False
@@ -315,6 +333,8 @@ class LiveEcho:
         place = first - (self._captured - window) - (late_d - k - between) * DECIMATE
         self._follow_drift(self._captured - window // 2, place)
         target = round(TARGET_LAG_S * RATE_HZ)
+        if not self._moves:
+            return
         if self._last_lag is not None and abs(lag - self._last_lag) <= AGREE and abs(lag - target) > AGREE:
             self._fine += target - lag
             log.info("echo %.1f ms after its reference: the reference moved by %+.1f ms",

@@ -159,7 +159,23 @@ class Listener:
         if self._deaf(start - self.offset_s, end - self.offset_s):
             self._say_deaf()
             return True
-        return not self.intents.is_barge_in(text) or self._speaking(start, end, strict_only=True)
+        if not self.intents.is_barge_in(text) or self._speaking(start, end, strict_only=True):
+            return True
+        return self._echoed(text, start, end)
+
+    def _echoed(self, text: str, start: float, end: float) -> bool:
+        """Was the coach saying something that sounds like `text` then ("Paused." is no
+        "pause", but heard with the echo not cancelled it decodes as one: the coach paused
+        itself once, offline, right after the user's own "pause", before the canceller had
+        learnt the room): its words begin words of the sentence, one after another."""
+        assert self.coach is not None  # (only asked where it was speaking)
+        said = text.split()
+        for span in self.coach.overlapping(start - TAIL_S, end):
+            words = normalise(span.item.text).split()
+            for i in range(len(words) - len(said) + 1):
+                if all(w.startswith(s) for w, s in zip(words[i : i + len(said)], said, strict=True)):
+                    return True
+        return False
 
     def _say_deaf(self) -> None:
         if not self._warned:

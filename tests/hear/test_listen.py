@@ -117,6 +117,23 @@ def test_only_barge_in_commands_count_over_the_coach(lang: IntentSet) -> None:
     assert (listener.gated, listener.rejected) == (1, 1)
 
 
+def test_a_barge_in_phrase_the_coach_is_saying_itself_does_not_count(lang: IntentSet) -> None:
+    """ "Paused." decodes as "pause" where the echo is not cancelled (offline, before the
+    canceller had learnt the room, the coach paused itself again over its own reply): over a
+    sentence with a word that a barge-in phrase begins, that phrase does not count; the
+    others do, and so does the phrase between sentences."""
+    coach = coach_saying((0.0, 2.5, lang.say("paused")), (3.0, 8.0, "Hold your knee, and breathe on."))
+    hypotheses = [
+        Hypothesis("pause", 0.2, 0.6, 0.9),  # the coach's own "Paused": ignored
+        Hypothesis("stop", 1.4, 1.8, 2.1),  # the user, over it: heard
+        Hypothesis("hold on", 4.0, 4.5, 4.8),  # "hold ... on" is not "hold on": heard
+        Hypothesis("pause", 9.0, 9.4, 9.7),  # after it: heard
+    ]
+    listener = Listener(Scripted(hypotheses), lang, coach)
+    assert _listen(listener, 10.0) == ["stop", "hold on", "pause"]
+    assert listener.gated == 1
+
+
 def test_an_engine_deaf_over_a_cancelled_echo_takes_barge_in_phrases_over_raw_audio_only(
     lang: IntentSet,
 ) -> None:
