@@ -121,14 +121,6 @@ class OfflineEcho:
         self._given = 0  # samples of output handed to `live`
 
     @property
-    def canceller(self) -> Canceller:
-        return self.live.canceller
-
-    @canceller.setter
-    def canceller(self, canceller: Canceller) -> None:
-        self.live.canceller = canceller
-
-    @property
     def judge(self) -> EchoJudge:
         return self.live.judge
 

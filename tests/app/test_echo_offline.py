@@ -114,7 +114,7 @@ def test_the_canceller_is_given_what_the_session_plays(
     pipeline, _, played = session(tmp_path, lang, model)
     assert pipeline.echo is not None
     recorder = Recorder()
-    pipeline.echo.canceller = recorder
+    pipeline.echo.live.canceller = recorder
     n = 3 * RATE_HZ
     chunks = (Chunk(np.zeros(480, np.int16), (i + 480) / RATE_HZ) for i in range(0, n, 480))
     run_audio(pipeline.session, pipeline.listener, chunks, pipeline.echo)  # type: ignore[arg-type]
