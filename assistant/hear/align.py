@@ -144,12 +144,10 @@ class LiveEcho:
         """`ahead_s`: the reference for a capture sample is what sounds this long after it,
         by the clocks. `offline` (`run --in`, assistant/app/offline.py): the session has
         decided its output only up to the capture less `-ahead_s`, so the reference is never
-        read later than that, and it is not moved by the echo's delay (the canceller finds it
-        within its filter, as the figures of bench section 9 were measured); drift is
-        followed."""
+        read later than that: the echo's delay moves it earlier only, and a drift that brings
+        the echo closer than that is followed no further."""
         self.stage = EchoStage(canceller)
         self._ahead_s = ahead_s
-        self._moves = not offline
         self._latest = round(ahead_s * RATE_HZ) if offline else None
         # (dac, clock, block, rate); bounded: while no microphone takes them, the oldest go
         self._played: deque[tuple[float, float, Samples, int, int]] = deque(maxlen=PLAYED_BLOCKS)
@@ -333,8 +331,8 @@ class LiveEcho:
         place = first - (self._captured - window) - (late_d - k - between) * DECIMATE
         self._follow_drift(self._captured - window // 2, place)
         target = round(TARGET_LAG_S * RATE_HZ)
-        if not self._moves:
-            return
+        if self._latest is not None:  # never read later than `_latest`: the echo may stay later
+            target = min(target, lag + self._latest - (self._shift + self._fine + round(self._slide)))
         if self._last_lag is not None and abs(lag - self._last_lag) <= AGREE and abs(lag - target) > AGREE:
             self._fine += target - lag
             log.info("echo %.1f ms after its reference: the reference moved by %+.1f ms",

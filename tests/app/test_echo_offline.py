@@ -18,11 +18,11 @@ from assistant.coach import routine as routines
 from assistant.coach.events import Cut, Say, SayKind, Understood
 from assistant.coach.intents import IntentSet
 from assistant.hear.capture import Chunk
-from assistant.hear.echo import FRAME_SAMPLES
+from assistant.hear.echo import FRAME_SAMPLES, SpeexDspCanceller
 from assistant.hear.vosk_engine import VoskModel, VoskRecognizer
 from assistant.pcm import RATE_HZ, Audio, resample
 from assistant.speak.render import OutputTrack
-from tests.hear.test_echo import Recorder
+from tests.hear.test_echo import Recorder, coach, removed_db
 from tests.kit import room
 from tests.kit.models import require_english_model
 from tests.kit.sessions import SHORT_ROUTINE, Events
@@ -152,3 +152,35 @@ def test_each_frame_is_cancelled_against_what_was_played_one_frame_before() -> N
     expected = np.zeros(8 * FRAME_SAMPLES, np.int16)
     expected[FRAME_SAMPLES + 200 : FRAME_SAMPLES + 800] = np.arange(1, 601)
     assert np.array_equal(reference, expected)
+
+
+class Cues:
+    """A cue cache at our seam: every text is test_echo's cues, back to back (16 kHz)."""
+
+    class synth:  # noqa: N801 (the attribute CueCache has)
+        rate_hz = RATE_HZ
+
+    def get(self, text: str) -> Audio:
+        return Audio(coach(), RATE_HZ)
+
+
+@pytest.mark.parametrize("ppm", [200.0, -200.0])
+def test_a_recording_on_another_clock_has_its_drift_followed(ppm: float) -> None:
+    """`run --in` on a recording whose microphone ran 200 ppm off the session's clock (a
+    live session recorded by a USB microphone): the echo slides by 0.2 ms a second, and
+    OfflineEcho follows it as live does (align.py), the reference moved only earlier (the
+    session has decided no more). Measured per 10 s from 20 s on: 48 to 52 dB (+200 ppm), 55
+    to 57 dB (-200 ppm), 55 to 58 with no drift; with the reference left where it was at +200
+    ppm (the echo slides towards it), 16 dB."""
+    output = OutputTrack(Cues(), 1.0, RATE_HZ)  # type: ignore[arg-type]
+    clip = len(coach()) / RATE_HZ
+    for k in range(5):
+        output.write(Say(k * clip, "the cues", clip, SayKind.REPLY))
+    played = output.samples(0, round(5 * clip * RATE_HZ))
+    conditions = room.Conditions(echo_db=20.0, latency_ms=60.0, drift_ppm=ppm)
+    mic = room.Room(GEOMETRY, conditions, room.active_power(played)).mic(played, None).samples
+    echo = OfflineEcho(SpeexDspCanceller(), output)
+    heard = [echo.clean(frame).samples for frame in echo.frames(Chunk(mic, len(mic) / RATE_HZ))]
+    out = np.concatenate(heard)
+    assert abs(echo.live.drift * 1e6 - ppm) <= 10.0
+    assert removed_db(mic, out, 30.0) >= 40.0
