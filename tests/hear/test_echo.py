@@ -308,6 +308,8 @@ def test_the_echo_is_learnt_from_20_db_down_and_lost_under_12() -> None:
 
     room = (rng.standard_normal(480) * 20).astype(np.int16)  # the coach silent: the room alone
     judge.update(room, room, np.zeros(480, np.int16))
+    feed(30.0, 0.3)
+    assert not judge.learnt  # its first words: too few to judge by
     feed(15.0, 2.0)
     assert not judge.learnt and judge.erle_db == pytest.approx(15.0, abs=0.2)
     feed(30.0, 0.5)
