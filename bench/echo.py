@@ -703,4 +703,7 @@ def measure_barge(bench: Bench, old: Section | None) -> Section:
 
 
 def _key(case: str) -> str:
+    # (A sign is spelt: "drift +200 ppm" and "drift -200 ppm" once shared a key, and the
+    # +200 ppm rows were lost from results.json.)
+    case = case.replace("+", " plus ").replace("-", " minus ")
     return "".join(ch if ch.isalnum() else "_" for ch in case).strip("_").lower()
