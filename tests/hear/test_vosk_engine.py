@@ -33,7 +33,7 @@ from assistant.hear.recognizer import Hypothesis
 from assistant.hear.vosk_engine import COMMAND_ENDPOINT, EndpointRules, VoskModel, VoskRecognizer
 from assistant.pcm import RATE_HZ, Audio
 from assistant.speak.wav import write_wav
-from tests.kit import speech
+from tests.kit import real, room, speech
 from tests.kit.corpus import CHATTER, ROUTINE_TEXT
 from tests.kit.models import require_english_model
 
@@ -236,6 +236,58 @@ def test_rejection_rules_of_a_result() -> None:
     assert vosk_engine.read_result(result("pause", "pause"), phrases) == ("", 0.0, 0.9)  # no phrase
     assert vosk_engine.read_result(result("going"), phrases) == ("", 0.0, 0.4)
     assert vosk_engine.read_result('{\n  "text" : ""\n}', phrases) is None  # silence: no utterance
+
+
+def test_a_rejected_best_path_gives_way_to_a_phrase_close_behind() -> None:
+    """vosk's n-best (NBEST): when the best path is a rejection without [unk], the first
+    bare phrase that keeps one of its words, within RESCUE_MARGIN of its score, is taken;
+    anything else is left as it is."""
+    phrases = frozenset({"slower", "where am i", "take it slow"})
+
+    def words(text: str) -> list[dict[str, object]]:
+        return [{"word": w, "start": 0.5 + i * 0.2, "end": 0.6 + i * 0.2} for i, w in enumerate(text.split())]
+
+    def paths(*alternatives: tuple[str, float]) -> str:
+        best_first = [{"confidence": c, "text": text, "result": words(text)} for text, c in alternatives]
+        return json.dumps({"alternatives": best_first})
+
+    def heard(*alternatives: tuple[str, float]) -> str | None:
+        out = vosk_engine.read_result(paths(*alternatives), phrases)
+        return None if out is None else out[0]
+
+    margin = vosk_engine.RESCUE_MARGIN
+    close, far = 170.0 - margin + 0.1, 170.0 - margin - 0.1
+    assert heard(("where i", 170.0), ("where am i", close)) == "where am i"
+    assert heard(("where i", 170.0), ("slower", 169.9), ("where am i", close)) == "where am i"  # keeps a word
+    assert heard(("where i", 170.0), ("where am i", far)) == ""  # too far behind
+    assert heard(("slow", 170.0), ("slower", 169.9)) == ""  # no word kept
+    assert heard(("where [unk]", 170.0), ("where am i", 169.9)) == ""  # speech that is no command
+    assert heard(("take it slow", 170.0), ("slower", 169.9)) == "take it slow"  # a phrase already
+    assert vosk_engine.read_result(paths(("where i", 170.0), ("where am i", close)), phrases) == (
+        "where am i",
+        0.5,
+        1.0,
+    )
+    assert vosk_engine.read_result('{"alternatives": [{"confidence": 1.0, "text": ""}]}', phrases) is None
+
+
+def test_a_reverberant_command_is_rescued_from_the_next_best_paths(
+    model: VoskModel, lang: IntentSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "where am i" by espeak-ng's en-us+m3 (a TUNE voice of bench/echo.py's quiet trials),
+    1.5 m away at RT60 0.5 s, -38 dBFS: vosk's single result is a rejection ("where my"),
+    the phrase is among its next best paths, close behind. Heard with NBEST paths only."""
+    clip = speech.espeak("where am i", "en-us+m3")
+    user = np.concatenate([np.zeros(RATE_HZ), clip, np.zeros(RATE_HZ * 3 // 2)])
+    conditions = room.Conditions(user_dbfs=-38.0, seed=92)  # the bench's seed for this clip
+    mic = room.Room(room.Geometry(rt60_s=0.5, user_m=1.5), conditions, 1.0).mic(np.zeros(len(user)), user)
+
+    def heard() -> tuple[str, ...]:
+        return real.hear(VoskRecognizer(model, lang.phrases()), lang, mic.samples)
+
+    assert heard() == ("status",)
+    monkeypatch.setattr(vosk_engine, "NBEST", 0)  # vosk's own single result, as before
+    assert heard() == ()
 
 
 def test_speech_that_is_no_command_is_rejected(model: VoskModel, lang: IntentSet) -> None:
