@@ -106,20 +106,6 @@ FAVOURED_COPIES = 10
 # "pause" over a cue was heard as the distractor "always" with 1 copy.
 BARGE_FAVOURED_COPIES = 3
 
-# Near ties (issue 13, commands between cues): when vosk's best reading of an utterance is no
-# phrase but a command phrase scores within NEAR_TIE_SCORE of it among its ALTERNATIVES best
-# (the lattice's total score, as vosk reports each alternative's "confidence"), the phrase is
-# taken. Over the canceller's residual a real speaker's "stop" came out "step it", the phrase
-# 0.15 behind; the same word with no echo was heard. Not when the best reading holds [unk]
-# (the grammar's own rejection), nor in the barge-in grammar (over the coach). Chosen on the
-# TUNE halves of bench/echo.py's commands between cues (43 trials) and of the real speakers
-# (56 stops, 234 word clips, quiet and fan), from the n-best of every utterance: 0.5 heard one
-# command more through speexdsp (two more for the user alone) and one real quiet "stop" more,
-# with false intents unchanged (2/234 quiet, 3/234 fan); 1.0 cost a false intent ("learn" ->
-# "lower it"), 1.5 three.
-NEAR_TIE_SCORE = 0.5
-ALTERNATIVES = 5
-
 ENV_MODEL = "BACKSTRETCH_VOSK_MODEL"
 UNK = "[unk]"
 _FIX = (
@@ -395,7 +381,6 @@ class VoskRecognizer:
         except Exception as exc:  # vosk raises a bare Exception("Failed to create a recognizer")
             raise ModelError(f"vosk model {model.path}: cannot create a recogniser ({exc})") from exc
         self._rec.SetWords(True)
-        self._nbest: Any = None  # the same grammar, for near ties (see NEAR_TIE_SCORE); made on first use
         self.endpointer = Endpointer(vad or VOSK_VAD, complete=self._is_complete)
         self._complete: Complete | None = None  # may a phrase end its utterance early?
         self._early: tuple[Segment, str] | None = None  # the decoding that ended one
@@ -426,7 +411,6 @@ class VoskRecognizer:
         # decode inside `_decode`, but a reset first keeps that true whatever came before.
         self._rec.Reset()
         self._rec.SetGrammar(grammar.json)
-        self._nbest = None
         self.grammar = grammar
         self._complete = complete
         self.endpointer.reset()
@@ -479,23 +463,7 @@ class VoskRecognizer:
         done = rec.AcceptWaveform(np.ascontiguousarray(samples, dtype="<i2").tobytes())
         raw = rec.Result() if done else rec.FinalResult()
         heard = read_result(raw, grammar.phrases, grammar)
-        if heard is None:
-            return ""
-        if not heard[0] and rec is self._rec:
-            return self._near_tie(samples)
-        return heard[0]
-
-    def _near_tie(self, samples: npt.NDArray[np.int16]) -> str:
-        """The command phrase within NEAR_TIE_SCORE of vosk's best reading of `samples`
-        (brought up already) in the full grammar, or "" (see NEAR_TIE_SCORE)."""
-        import vosk
-
-        if self._nbest is None:
-            self._nbest = vosk.KaldiRecognizer(self.model.handle, RATE_HZ, self.grammar.json)
-            self._nbest.SetMaxAlternatives(ALTERNATIVES)
-        self._nbest.Reset()
-        self._nbest.AcceptWaveform(np.ascontiguousarray(samples, dtype="<i2").tobytes())
-        return near_tie(self._nbest.FinalResult(), self.grammar, NEAR_TIE_SCORE)
+        return heard[0] if heard is not None else ""
 
     def _is_complete(self, segment: Segment) -> bool:
         """The endpointer asks, `early_s` into a pause: is this a whole command already?"""
@@ -531,33 +499,6 @@ def level_up(samples: npt.NDArray[np.int16], level_dbfs: float, max_gain_db: flo
     gain_db = min(max_gain_db, max(0.0, level_dbfs - 10 * np.log10(active / 32768.0**2)))
     out: npt.NDArray[np.int16] = np.clip(np.rint(x * 10 ** (gain_db / 20)), -32768, 32767).astype(np.int16)
     return out
-
-
-def near_tie(raw: str, grammar: Grammar, margin: float) -> str:
-    """From a vosk result with alternatives (best first): the first that is a phrase of
-    `grammar` (or one with its fillers around) and scores within `margin` of the best, when
-    the best holds no [unk]; else ""."""
-    alternatives = json.loads(raw).get("alternatives") or []
-    if not alternatives:
-        return ""
-    best = alternatives[0]
-    best_text = " ".join(str(best.get("text", "")).split())
-    if not best_text or UNK in best_text.split():
-        return ""
-    for alt in alternatives:
-        if float(best["confidence"]) - float(alt["confidence"]) > margin:
-            break
-        text = " ".join(str(alt.get("text", "")).split())
-        if text in grammar.phrases:
-            found = text
-        elif UNK not in text.split() and grammar.fillers is not None:
-            found = grammar.fillers.core(text, grammar.table)
-        else:
-            found = ""
-        if found:
-            log.info("vosk heard %r, a near tie with %r: taken", text, best_text)
-            return found
-    return ""
 
 
 def read_result(

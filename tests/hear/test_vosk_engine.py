@@ -238,30 +238,6 @@ def test_rejection_rules_of_a_result() -> None:
     assert vosk_engine.read_result('{\n  "text" : ""\n}', phrases) is None  # silence: no utterance
 
 
-def test_a_near_tie_takes_the_phrase_and_nothing_else() -> None:
-    """vosk's alternatives, best first (scores as a real speaker's "stop" after a cue gave
-    them): a phrase within the margin of a best reading that is none is taken; not past
-    the margin, not over [unk], not a reading that is no phrase."""
-    from assistant.coach.phrasing import Fillers
-
-    grammar = vosk_engine.Grammar(frozenset({"stop", "pause"}), "[]", True)
-
-    def alternatives(*scored: tuple[str, float]) -> str:
-        return json.dumps({"alternatives": [{"text": t, "confidence": c} for t, c in scored]})
-
-    tie = vosk_engine.near_tie
-    assert tie(alternatives(("step it", 105.26), ("stop", 105.11)), grammar, 0.5) == "stop"
-    assert tie(alternatives(("step it", 105.26), ("stop", 104.70)), grammar, 0.5) == ""
-    assert tie(alternatives(("step it", 105.26), ("stopped", 105.2), ("stop", 104.9)), grammar, 0.5) == "stop"
-    assert tie(alternatives(("[unk]", 105.26), ("stop", 105.2)), grammar, 0.5) == ""
-    assert tie(alternatives(("step it", 105.26), ("pause stop", 105.2)), grammar, 0.5) == ""
-    assert tie(alternatives(("", 105.26), ("stop", 105.2)), grammar, 0.5) == ""
-    assert tie(json.dumps({"text": "stop"}), grammar, 0.5) == ""  # no alternatives asked for
-    fillers = Fillers.of(["okay"], ["please"])
-    with_fillers = vosk_engine.Grammar(frozenset({"stop"}), "[]", True, fillers, {"stop": "stop"})
-    assert tie(alternatives(("step it", 105.26), ("okay stop", 105.0)), with_fillers, 0.5) == "stop"
-
-
 def test_speech_that_is_no_command_is_rejected(model: VoskModel, lang: IntentSet) -> None:
     """Chatter and the routine read aloud, in both voices: every utterance comes out as a
     rejection. Without [unk] the same grammar forces them onto command words."""
