@@ -33,13 +33,6 @@ estimate: taken for speech, it started an utterance at the cue's end that the ha
 carried on into a command said 0.5 s later, and the whole was then "over the coach"
 (barge-in phrases only) or decoded as nothing (issue 13; bench/echo.py, "commands
 between cues").
-
-And an utterance begun while the coach was silent ends where the coach begins again: a
-word said between cues, carried on by the hangover (or by the next cue's first sound, taken
-for speech) into the next cue, was otherwise "over the coach" and heard with the barge-in
-phrases alone. With the next cue 1 s after the last one's end (the user 0.5 s after it),
-vosk heard 16/43 TUNE commands of bench/echo.py's between-cues trials without this, 25/43
-with it (README, "Commands between cues").
 """
 
 from __future__ import annotations
@@ -236,7 +229,6 @@ class Endpointer:
         self._start_s = 0.0  # audio time of the first frame in _frames
         self._noise_psd = self.classifier.noise_psd
         self._silent = 0  # non-speech frames since the last speech frame
-        self._began_quiet = False  # the utterance under way began while the coach was silent
 
     @property
     def in_speech(self) -> bool:
@@ -273,13 +265,6 @@ class Endpointer:
             echo_db = self.settings.echo_threshold_db
             if speech and echo_db is not None and self.echo is not None and scores[i] <= echo_db:
                 speech = not self.echo(end - step, end)
-            if self._frames and self._began_quiet and self.echo is not None and self.echo(end - step, end):
-                # The coach began while this utterance, begun in its silence, was under way:
-                # it ends there, so that a command said between cues is not heard "over the
-                # coach" for the next cue's first sound (see the module's docstring).
-                segment = self._close(end - step)
-                if segment is not None:
-                    out.append(segment)
             segment = self._step(frames[i], speech, end)
             if segment is not None:
                 out.append(segment)
@@ -304,9 +289,6 @@ class Endpointer:
                 self._frames = keep
                 self._noise_psd = self.classifier.noise_psd
                 self._start_s = frame_end_s - len(keep) * self.settings.frame_s
-                step = self.settings.frame_s
-                speech_start = frame_end_s - (len(self._onset) - list(self._onset).index(True)) * step
-                self._began_quiet = self.echo is not None and not self.echo(speech_start, frame_end_s)
                 self._silent = 0
                 self._before.clear()
                 self._onset.clear()

@@ -90,26 +90,6 @@ def test_a_pause_shorter_than_the_hangover_does_not_split_an_utterance() -> None
     assert len(apart) == 2
 
 
-def test_the_coach_beginning_ends_an_utterance_begun_in_its_silence() -> None:
-    """A word said between cues runs on (its hangover, or the next cue's first sound taken
-    for speech) into the next cue: it ends where the coach began, so it is not heard as said
-    over the coach. One begun over the coach is not cut."""
-    cue_at = 1.5
-
-    def coach(start: float, end: float) -> bool:  # the coach speaks from cue_at on
-        return end > cue_at
-
-    audio = room(3.0, [(1.0, 1.4), (1.45, 2.0)])  # the word, then the cue's sound 50 ms later
-    (whole,) = feed(Endpointer(), audio)
-    assert whole.speech_end_s == pytest.approx(2.0, abs=FRAME_S)  # without the coach's times
-    word, cue = feed(Endpointer(echo=coach), audio)
-    assert word.speech_start_s == pytest.approx(1.0, abs=FRAME_S)
-    assert word.speech_end_s <= cue_at + 1e-9 and word.ended_s == pytest.approx(cue_at, abs=FRAME_S)
-    assert cue.speech_start_s >= cue_at - 1e-9 and cue.speech_end_s == pytest.approx(2.0, abs=FRAME_S)
-    (over,) = feed(Endpointer(echo=lambda start, end: end > 0.9), audio)  # began over the coach
-    assert over.speech_end_s == pytest.approx(2.0, abs=FRAME_S)
-
-
 def test_a_whole_command_ends_early_with_the_same_audio() -> None:
     s = VadSettings()
     samples = room(3.0, [(1.0, 1.5)])
