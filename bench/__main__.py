@@ -112,12 +112,18 @@ def _only(out: Path, keys: list[str], quick: bool) -> int:
                 bench.pulse = PulseServer(rate_hz=22050).start()
             except PulseError as exc:
                 log.warning("no real-time figures: %s", exc)
-        fresh = [
-            _timed(lambda m=MODULES[k]: m.measure(bench), k)  # type: ignore[misc]
-            if k in MODULES
-            else _part(bench, k, next((s for s in sections if s.key == k.split(".")[0]), None))
-            for k in keys
-        ]
+        # Parts of one section merge one after another (each into the section as the last
+        # left it: merged each into the section as it was, all but the last were lost).
+        measured: dict[str, Section] = {}
+        for k in keys:
+            name = k.split(".")[0]
+            before = measured.get(name) or next((s for s in sections if s.key == name), None)
+            measured[name] = (
+                _timed(lambda m=MODULES[k]: m.measure(bench), k)  # type: ignore[misc]
+                if k in MODULES
+                else _part(bench, k, before)
+            )
+        fresh = list(measured.values())
     finally:
         if bench.pulse is not None:
             bench.pulse.stop()

@@ -79,6 +79,32 @@ def test_results_read_back_as_written() -> None:
     assert "Sections real measured again" in report.to_markdown(sections, read_meta)
 
 
+def test_two_parts_of_one_section_measured_at_once_both_stay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--only echo.a,echo.b`: the second part merges into what the first left, so both
+    parts' figures are in results.json and the section is written once (each merged into
+    the section as it was, only the last part's stayed, and results.md had it three times)."""
+    import bench.__main__ as cli
+    from bench import report
+
+    old = Section("echo", "9. Echo", "how", [Figure("echo.kept", "kept", 1.0)], [], 5.0)
+    report.write(tmp_path, [old], {"date": "2026-12-02 12:00"})
+
+    def part(key: str) -> object:
+        def measure(bench: object, before: Section | None) -> Section:
+            assert before is not None
+            return Section("echo", "9. Echo", "how", [*before.figures, Figure(key, key, 2.0)], [], 0.0)
+
+        return measure
+
+    monkeypatch.setattr(cli, "PARTS", {"echo.a": part("echo.a"), "echo.b": part("echo.b")})
+    assert cli._only(tmp_path, ["echo.a", "echo.b"], quick=True) == 0
+    sections, _ = report.from_json((tmp_path / "results.json").read_text())
+    assert [f.key for s in sections for f in s.figures] == ["echo.kept", "echo.a", "echo.b"]
+    assert (tmp_path / "results.md").read_text().count("| kept |") == 1
+
+
 def test_instruction_counts_become_per_second_figures_and_pi_estimates() -> None:
     """bench/instructions.py's report: rates per second of audio summed over the stages, the
     Pi shares from the stated core rates, the 10 % target on the coach-speaking total, and
