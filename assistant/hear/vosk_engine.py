@@ -407,6 +407,7 @@ class VoskRecognizer:
         self.endpointer = Endpointer(vad or VOSK_VAD, complete=self._is_complete)
         self._complete: Complete | None = None  # may a phrase end its utterance early?
         self._early: tuple[Segment, str] | None = None  # the decoding that ended one
+        self._ended: float | None = None  # where the command decoded last ended, if not the segment's end
         self._barge: tuple[Any, Grammar, Speaking] | None = None  # see `set_barge_in`
         self._favoured: frozenset[str] = frozenset()  # see `set_phrases`
         log.debug("vosk grammar: %d phrases, [unk] %s", len(self.grammar.phrases), self.grammar.rejects)
@@ -476,9 +477,34 @@ class VoskRecognizer:
         """The phrase one utterance is, or "" (a rejection), decoded from a fresh state."""
         rec, grammar = self._rec, self.grammar
         if self._barge is not None and self._barge[2](segment.speech_start_s, segment.speech_end_s):
+            before = self._before_coach(segment)
+            if before is not None:
+                text = self._decode_with(self._rec, self.grammar, before[0])
+                if text:
+                    self._ended = before[1]  # the command ended where the coach began
+                    return text
             rec, grammar, _ = self._barge
+        return self._decode_with(rec, grammar, segment.samples)
+
+    def _before_coach(self, segment: Segment) -> tuple[npt.NDArray[np.int16], float] | None:
+        """The part of an utterance begun while the coach was silent, up to where it began
+        speaking (None when it was speaking at the utterance's start): a command said
+        between cues that runs into the next cue."""
+        assert self._barge is not None
+        speaking = self._barge[2]
+        start, end = segment.speech_start_s, segment.speech_end_s
+        if speaking(start, start + 0.01):
+            return None
+        lo, hi = start, end  # silent up to lo, speaking by hi
+        while hi - lo > 0.01:
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if speaking(start, mid) else (mid, hi)
+        keep = round((lo - segment.start_s) * RATE_HZ)
+        return (segment.samples[:keep], lo) if keep > RATE_HZ // 5 else None
+
+    def _decode_with(self, rec: Any, grammar: Grammar, samples: npt.NDArray[np.int16]) -> str:
         # Every utterance brought up (see LEVEL_DBFS), not only those over the coach.
-        samples = level_up(segment.samples, LEVEL_DBFS, MAX_GAIN_DB)
+        samples = level_up(samples, LEVEL_DBFS, MAX_GAIN_DB)
         rec.Reset()
         # One call: vosk checks its endpoint rules once per call, so they cannot cut the
         # utterance at a pause inside it (after a filler, say); if they fire at its end,
@@ -505,9 +531,11 @@ class VoskRecognizer:
 
     def _hypothesis(self, segment: Segment, end_s: float) -> Hypothesis:
         early, self._early = self._early, None
+        self._ended = None
         text = early[1] if early is not None and early[0] is segment else self._decode(segment)
-        log.debug("vosk heard %r (%.2f-%.2f s)", text, segment.speech_start_s, segment.speech_end_s)
-        return Hypothesis(text, segment.speech_start_s, segment.speech_end_s, max(end_s, segment.ended_s))
+        speech_end_s = self._ended if self._ended is not None else segment.speech_end_s
+        log.debug("vosk heard %r (%.2f-%.2f s)", text, segment.speech_start_s, speech_end_s)
+        return Hypothesis(text, segment.speech_start_s, speech_end_s, max(end_s, segment.ended_s))
 
 
 def level_up(samples: npt.NDArray[np.int16], level_dbfs: float, max_gain_db: float) -> npt.NDArray[np.int16]:
