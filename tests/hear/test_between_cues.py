@@ -50,3 +50,29 @@ def test_a_command_half_a_second_after_a_cue_is_heard(model: VoskModel, lang: In
     commands = real.commands(VoskRecognizer(model, lang.phrases()), lang, out, track)
     assert [c.text for c in commands] == [word]
     assert commands[0].speech_end_s > at / RATE_HZ
+
+
+def test_a_command_that_runs_into_the_next_cue_is_heard(model: VoskModel, lang: IntentSet) -> None:
+    """ "slower" said 0.5 s after a cue, and the next cue begins 1.0 s after it (a session's
+    median gap is 1.14 s): the utterance, with the room's tail and the next cue's residue,
+    runs on "over the coach", where only barge-in phrases count. The part before the coach
+    began is decoded first with every phrase (vosk_engine.py, `_before_coach`): before it,
+    heard as nothing."""
+    cues = coach()
+    end = int(np.flatnonzero(cues)[-1]) + 1
+    gap = RATE_HZ  # the next cue 1.0 s after the last sound
+    played = np.concatenate([cues[:end], speech.silence(1.0), cues[: 4 * RATE_HZ], speech.silence(1.0)])
+    said = speech.espeak("slower", "en-gb")
+    at = end + RATE_HZ // 2
+    user = np.zeros(len(played))
+    user[at : at + len(said)] = said
+    conditions = room.Conditions(echo_db=20.0, user_dbfs=-38.0, latency_ms=60.0)
+    mic = room.Room(room.Geometry(rt60_s=0.4), conditions, room.active_power(cues)).mic(played, user)
+    out = EchoStage(SpeexDspCanceller()).feed(mic.samples, played)
+    track: SpeechTrack[Say] = SpeechTrack()
+    track.add(0.0, end / RATE_HZ, Say(0.0, "the cues", end / RATE_HZ, SayKind.SETUP))
+    next_s = (end + gap) / RATE_HZ
+    track.add(next_s, next_s + 4.0, Say(next_s, "the next cue", 4.0, SayKind.SETUP))
+    commands = real.commands(VoskRecognizer(model, lang.phrases()), lang, out, track)
+    assert [c.text for c in commands] == ["slower"]
+    assert at / RATE_HZ < commands[0].speech_end_s <= next_s
