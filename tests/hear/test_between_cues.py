@@ -33,18 +33,23 @@ def model() -> VoskModel:
     return VoskModel(MODEL)
 
 
+def _cancelled(played: np.ndarray, said: np.ndarray, at: int, coach_power: float) -> np.ndarray:
+    """`said` from sample `at` while `played` sounds, +20 dB of echo over the user at -38 dBFS
+    in the bedroom (RT60 0.4 s), through speexdsp."""
+    user = np.zeros(len(played))
+    user[at : at + len(said)] = said
+    conditions = room.Conditions(echo_db=20.0, user_dbfs=-38.0, latency_ms=60.0)
+    mic = room.Room(room.Geometry(rt60_s=0.4), conditions, coach_power).mic(played, user)
+    return EchoStage(SpeexDspCanceller()).feed(mic.samples, played)
+
+
 @pytest.mark.parametrize("word", ["stop", "resume", "faster"])
 def test_a_command_half_a_second_after_a_cue_is_heard(model: VoskModel, lang: IntentSet, word: str) -> None:
     cues = coach()
     end = int(np.flatnonzero(cues)[-1]) + 1  # the last cue's last sound
     played = np.concatenate([cues[:end], speech.silence(3.0)])
-    said = speech.espeak(word, "en-us")
     at = end + RATE_HZ // 2
-    user = np.zeros(len(played))
-    user[at : at + len(said)] = said
-    conditions = room.Conditions(echo_db=20.0, user_dbfs=-38.0, latency_ms=60.0)
-    mic = room.Room(room.Geometry(rt60_s=0.4), conditions, room.active_power(cues)).mic(played, user)
-    out = EchoStage(SpeexDspCanceller()).feed(mic.samples, played)
+    out = _cancelled(played, speech.espeak(word, "en-us"), at, room.active_power(cues))
     track: SpeechTrack[Say] = SpeechTrack()
     track.add(0.0, end / RATE_HZ, Say(0.0, "the cues", end / RATE_HZ, SayKind.SETUP))
     commands = real.commands(VoskRecognizer(model, lang.phrases()), lang, out, track)
@@ -62,13 +67,8 @@ def test_a_command_that_runs_into_the_next_cue_is_heard(model: VoskModel, lang: 
     end = int(np.flatnonzero(cues)[-1]) + 1
     gap = RATE_HZ  # the next cue 1.0 s after the last sound
     played = np.concatenate([cues[:end], speech.silence(1.0), cues[: 4 * RATE_HZ], speech.silence(1.0)])
-    said = speech.espeak("slower", "en-gb")
     at = end + RATE_HZ // 2
-    user = np.zeros(len(played))
-    user[at : at + len(said)] = said
-    conditions = room.Conditions(echo_db=20.0, user_dbfs=-38.0, latency_ms=60.0)
-    mic = room.Room(room.Geometry(rt60_s=0.4), conditions, room.active_power(cues)).mic(played, user)
-    out = EchoStage(SpeexDspCanceller()).feed(mic.samples, played)
+    out = _cancelled(played, speech.espeak("slower", "en-gb"), at, room.active_power(cues))
     track: SpeechTrack[Say] = SpeechTrack()
     track.add(0.0, end / RATE_HZ, Say(0.0, "the cues", end / RATE_HZ, SayKind.SETUP))
     next_s = (end + gap) / RATE_HZ
