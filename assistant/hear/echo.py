@@ -80,8 +80,13 @@ class WebRtcCanceller:
         high_pass_filter: bool = False,
         auto_gain_control: bool = False,
     ) -> None:
-        from livekit import rtc
-
+        try:
+            from livekit import rtc
+        except ImportError as exc:
+            raise DeviceError(
+                "WebRTC AEC3 needs the livekit package, which is not installed; install it with "
+                "`pip install 'backstretch[webrtc]'`, or use the default canceller (speexdsp)"
+            ) from exc
         self._rtc = rtc
         self._apm = rtc.AudioProcessingModule(
             echo_cancellation=True,

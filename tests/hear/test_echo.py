@@ -7,6 +7,7 @@ system's libspeexdsp through ctypes, and pyaec's own build of it).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from typing import Any
 
@@ -158,6 +159,14 @@ def test_speexdsp_through_ctypes_agrees_with_pyaec(double_talk: tuple[room.Mic, 
 def test_speexdsp_missing_says_how_to_install_it() -> None:
     with pytest.raises(DeviceError, match=r"install it with `sudo apt-get install libspeexdsp1`"):
         load_speexdsp("libspeexdsp-missing.so.9")
+
+
+def test_webrtc_without_livekit_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """livekit is an extra (the default canceller is speexdsp): without it, asking for AEC3
+    names the extra to install, not an ImportError."""
+    monkeypatch.setitem(sys.modules, "livekit", None)  # what `import livekit` finds when it is absent
+    with pytest.raises(DeviceError, match=r"pip install 'backstretch\[webrtc\]'"):
+        WebRtcCanceller()
 
 
 def test_a_closed_speexdsp_canceller_refuses_frames() -> None:
