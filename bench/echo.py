@@ -37,6 +37,9 @@ microphone, user 1.5 m away at -38 dBFS; device latency 60 ms against a delay hi
   through speexdsp (the default) and, as the baseline, the user alone in the room; vosk
   and pocketsphinx each through the `Listener` with the session's track, as in a session.
   vosk's echo-aware endpointer threshold and its gain were tuned on TUNE only.
+  The same with the next cue's first sound 1.0 s after the cue's last (`--only echo.next`;
+  a session's median gap is 1.14 s): the user's word, or its room tail, runs into the next
+  cue. Nothing was tuned on this set (the decoding it tests was built on a helper's scenes).
 - Quiet reverberant commands (`--only echo.quiet`): the same commands and "start back
   stretch", by the bundled voice at 6 speeds (deterministic prosody; split by
   "piper <speed>") and the 8 espeak voices, said 1.5 m away at RT60 0.5 s, at -26, -38
@@ -308,6 +311,7 @@ def double_talk(
 
 BETWEEN_WORDS = ("pause", "stop", "resume", "slower", "faster", "repeat", "where am i")  # fixed before tuning
 AFTER_S = 0.5  # the user speaks this long after the cue's last sound
+NEXT_S = 1.0  # echo.next: the next cue begins this long after the last sound (a session's median gap 1.14 s)
 
 
 def between_trials(quick: bool) -> list[Trial]:
@@ -330,6 +334,19 @@ def measure_between(bench: Bench, old: Section | None) -> Section:
     echo.between`): the default canceller (speexdsp) and the user alone, vosk and
     pocketsphinx each with the session's track (the Listener's gate, vosk's barge-in
     decoding and the echo-aware endpointer all as in a session)."""
+    return _between(bench, old, None)
+
+
+def measure_next(bench: Bench, old: Section | None) -> Section:
+    """The same commands with the next cue NEXT_S after the cue's last sound (`python -m
+    bench --only echo.next`): a command still being said, or its room tail still sounding,
+    when the next cue begins."""
+    return _between(bench, old, NEXT_S)
+
+
+def _between(bench: Bench, old: Section | None, next_s: float | None) -> Section:
+    """Commands AFTER_S after a cue, its silence running on (`next_s` None) or the next cue
+    beginning `next_s` after the cue's last sound."""
     fresh = Section("echo", "9. Echo cancellation", __doc__.split("\n\n", 1)[1].strip())
     lang = language()
     clips = cues(6 if bench.quick else 14)
@@ -340,11 +357,20 @@ def measure_between(bench: Bench, old: Section | None) -> Section:
     makers = {e: real.maker(e, lang, vosk_model()) for e in ("vosk", "pocketsphinx")}
     results: dict[tuple[str, str, bool], list[bool]] = {}
     chosen = between_trials(bench.quick)
+    what = "between" if next_s is None else "next_cue"
+    nxt = "" if next_s is None else f", the next cue {next_s} s after it"
     for n, trial in enumerate(chosen):
         cue = long_cues[n % len(long_cues)]
         cue_end = len(before) + int(np.flatnonzero(cue)[-1]) + 1
         at = cue_end + round(AFTER_S * RATE_HZ)
-        played = np.concatenate([before, cue, speech.silence(3.0)])
+        if next_s is None:
+            played = np.concatenate([before, cue, speech.silence(3.0)])
+        else:  # (the cue cut at its last sound: its own trailing silence would lengthen the gap)
+            following = long_cues[(n + 1) % len(long_cues)]
+            following = following[int(np.flatnonzero(following)[0]) :]  # from its first sound
+            played = np.concatenate(
+                [before, cue[: cue_end - len(before)], speech.silence(next_s), following, speech.silence(1.0)]
+            )
         user = np.zeros(len(played))
         user[at : at + len(trial.dry)] = trial.dry
         mic = room.Room(GEOMETRY, replace(BASE, seed=n), room.active_power(cue)).mic(played, user)
@@ -362,7 +388,8 @@ def measure_between(bench: Bench, old: Section | None) -> Section:
                 hit = any(name == trial.intent and end > at / RATE_HZ for name, end in commands)
                 results.setdefault((engine, rec, trial.held), []).append(hit)
                 log.info(
-                    "between %d/%d %s %s %s, %s, %s: heard %s",
+                    "%s %d/%d %s %s %s, %s, %s: heard %s",
+                    what,
                     n + 1,
                     len(chosen),
                     trial.who,
@@ -378,12 +405,12 @@ def measure_between(bench: Bench, old: Section | None) -> Section:
         side = "HELD" if held else "TUNE"
         base = results.get(("alone", rec, held), [])
         label = (
-            f"{engine}, {rec}: commands between cues ({AFTER_S} s after one) at +20 dB, {side} "
+            f"{engine}, {rec}: commands between cues ({AFTER_S} s after one{nxt}) at +20 dB, {side} "
             f"({sum(hits)}/{len(hits)}; the user alone {sum(base)}/{len(base)})"
         )
         fresh.add(
             Figure(
-                f"echo.{engine}.{rec}.{side.lower()}.between_pct",
+                f"echo.{engine}.{rec}.{side.lower()}.{what}_pct",
                 label,
                 round(100.0 * sum(hits) / len(hits), 1),
                 "%",
@@ -393,8 +420,9 @@ def measure_between(bench: Bench, old: Section | None) -> Section:
             )
         )
     note = (
-        f"Commands between cues: {len(chosen)} trials ({', '.join(BETWEEN_WORDS)} by {len(ESPEAK)} espeak "
-        f"voices, real speakers' stop), said {AFTER_S} s after a cue, measured alone."
+        f"Commands {'between cues' if next_s is None else 'before the next cue'}: {len(chosen)} trials "
+        f"({', '.join(BETWEEN_WORDS)} by {len(ESPEAK)} espeak voices, real speakers' stop), said "
+        f"{AFTER_S} s after a cue{nxt}, measured alone."
     )
     return _merge(old, fresh, note)
 
