@@ -39,7 +39,7 @@ import numpy.typing as npt
 
 from assistant.coach.phrasing import Fillers, normalise
 from assistant.errors import SphinxError
-from assistant.hear.endpoint import Endpointer, Segment, VadSettings, before_coach, denoise
+from assistant.hear.endpoint import Endpointer, Segment, VadSettings, denoise
 from assistant.hear.recognizer import Complete, Hypothesis, Ignored, Speaking, distractors
 
 log = logging.getLogger(__name__)
@@ -285,8 +285,6 @@ class SphinxRecognizer:
 
     def _hypothesis(self, segment: Segment, end_s: float) -> Hypothesis:
         early, self._early = self._early, None
-        if early is None and (before := self._before_coach(segment, end_s)) is not None:
-            return before
         if early is None and self._is_ignored(segment):
             return Hypothesis("", segment.speech_start_s, segment.speech_end_s,
                               max(end_s, segment.ended_s), undecoded=True)  # fmt: skip
@@ -300,27 +298,6 @@ class SphinxRecognizer:
             text,
         )
         return Hypothesis(text, segment.speech_start_s, segment.speech_end_s, max(end_s, segment.ended_s))
-
-    def _before_coach(self, segment: Segment, end_s: float) -> Hypothesis | None:
-        """A command said between cues that ran on into the next cue (vosk_engine.py does the
-        same): the part before the coach began, decoded first, is heard as if the utterance
-        had ended there, where the Listener's gate lets it through. None when the utterance
-        did not run from silence into the coach, or that part is no command (the whole is
-        then decoded, or not, as before, the cepstral mean as if the part never was)."""
-        speaking = self.endpointer.echo
-        if speaking is None or not speaking(segment.speech_start_s, segment.speech_end_s):
-            return None
-        part = before_coach(segment, speaking)
-        if part is None:
-            return None
-        mean = self._decoder.get_cmn(False)
-        text = self._accepted(self.decode(part))
-        if not text:
-            self._decoder.set_cmn(mean)
-            return None
-        start, end = part.speech_start_s, part.speech_end_s
-        log.debug("utterance %.2f-%.2f s, before the coach: %r", start, end, text)
-        return Hypothesis(text, start, end, max(end_s, segment.ended_s))
 
     def _known(self, word: str) -> bool:
         if self._decoder.lookup_word(word) is not None:
