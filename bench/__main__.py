@@ -82,6 +82,7 @@ PARTS: dict[str, Callable[[Bench, Section | None], Section]] = {
     "echo.barge": echo.measure_barge,
     "echo.between": echo.measure_between,
     "echo.next": echo.measure_next,
+    "echo.nextfalse": echo.measure_next_false,
     "echo.quiet": echo.measure_quiet,
     "echo.session": echo.measure_session,
     "echo.live": echo.measure_live,
@@ -152,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         "voice, wordings, echo, instructions; or instructions.speak, piper's count alone; "
         "instructions.hear, the hear path's; or "
         "echo.barge, the barge-in rows of the three cancellers with vosk alone; echo.between, "
-        "commands after a cue; echo.next, the same with the next cue 1 s on; echo.quiet, quiet "
+        "commands after a cue; echo.next, the same with the next cue 1 s on; echo.nextfalse, "
+        "sentences that are no command into the next cue; echo.quiet, quiet "
         "reverberant commands; echo.session, "
         "self-triggers over a session and the canceller's latency; echo.live, echo removed live "
         "with clock drift) and keep "
