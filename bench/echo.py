@@ -361,6 +361,25 @@ def _after_cues(
     return lang, sorted(clips, key=len)[-4:], before, makers
 
 
+def _after_cue(
+    before: Samples, long_cues: Sequence[Samples], n: int, next_s: float | None
+) -> tuple[Samples, Samples, int]:
+    """Trial `n`'s cue, what is played (`before`, the cue, then 3 s of silence, or the next
+    cue's first sound `next_s` after the cue's last), and the sample the user starts at:
+    AFTER_S after the cue's last sound."""
+    cue = long_cues[n % len(long_cues)]
+    cue_end = len(before) + int(np.flatnonzero(cue)[-1]) + 1
+    at = cue_end + round(AFTER_S * RATE_HZ)
+    if next_s is None:
+        return cue, np.concatenate([before, cue, speech.silence(3.0)]), at
+    # (The cue cut at its last sound and the next from its first: their own silences would
+    # lengthen the gap.)
+    following = long_cues[(n + 1) % len(long_cues)]
+    following = following[int(np.flatnonzero(following)[0]) :]
+    parts = [before, cue[: cue_end - len(before)], speech.silence(next_s), following, speech.silence(1.0)]
+    return cue, np.concatenate(parts), at
+
+
 def _between(bench: Bench, old: Section | None, next_s: float | None) -> Section:
     """Commands AFTER_S after a cue, its silence running on (`next_s` None) or the next cue
     beginning `next_s` after the cue's last sound."""
@@ -371,17 +390,7 @@ def _between(bench: Bench, old: Section | None, next_s: float | None) -> Section
     what = "between" if next_s is None else "next_cue"
     nxt = "" if next_s is None else f", the next cue {next_s} s after it"
     for n, trial in enumerate(chosen):
-        cue = long_cues[n % len(long_cues)]
-        cue_end = len(before) + int(np.flatnonzero(cue)[-1]) + 1
-        at = cue_end + round(AFTER_S * RATE_HZ)
-        if next_s is None:
-            played = np.concatenate([before, cue, speech.silence(3.0)])
-        else:  # (the cue cut at its last sound: its own trailing silence would lengthen the gap)
-            following = long_cues[(n + 1) % len(long_cues)]
-            following = following[int(np.flatnonzero(following)[0]) :]  # from its first sound
-            played = np.concatenate(
-                [before, cue[: cue_end - len(before)], speech.silence(next_s), following, speech.silence(1.0)]
-            )
+        cue, played, at = _after_cue(before, long_cues, n, next_s)
         user = np.zeros(len(played))
         user[at : at + len(trial.dry)] = trial.dry
         mic = room.Room(GEOMETRY, replace(BASE, seed=n), room.active_power(cue)).mic(played, user)
@@ -443,21 +452,14 @@ def measure_next_false(bench: Bench, old: Section | None) -> Section:
     sentences that are no command (`no_commands`) said AFTER_S after a cue, the next cue
     NEXT_S after its last sound, +20 dB, through speexdsp and with the echo not cancelled
     (the canceller not learnt yet); every command heard from the user's start on is false.
-    The head of a sentence cut where the coach began (endpoint.py `before_coach`) is the
+    The head of a sentence cut where the coach began (vosk_engine.py `_before_coach`) is the
     risk: a pocketsphinx rule that did so fired 5 in 44 (2 "stop"s) and was withdrawn."""
     fresh = Section("echo", "9. Echo cancellation", __doc__.split("\n\n", 1)[1].strip())
     lang, long_cues, before, makers = _after_cues(bench)
     chosen = no_commands(bench.quick)
     false: dict[tuple[str, str], int] = {}
     for n, trial in enumerate(chosen):
-        cue = long_cues[n % len(long_cues)]
-        cue_end = len(before) + int(np.flatnonzero(cue)[-1]) + 1
-        at = cue_end + round(AFTER_S * RATE_HZ)
-        following = long_cues[(n + 1) % len(long_cues)]
-        following = following[int(np.flatnonzero(following)[0]) :]
-        played = np.concatenate(
-            [before, cue[: cue_end - len(before)], speech.silence(NEXT_S), following, speech.silence(1.0)]
-        )
+        cue, played, at = _after_cue(before, long_cues, n, NEXT_S)
         said = trial.dry[: len(played) - at]
         user = np.zeros(len(played))
         user[at : at + len(said)] = said

@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -98,25 +98,6 @@ class Segment:
     @property
     def speech_s(self) -> float:
         return float(np.count_nonzero(self.speech)) * self.frame_s
-
-
-def before_coach(segment: Segment, speaking: Callable[[float, float], bool]) -> Segment | None:
-    """The part of an utterance begun while the coach was silent, up to where it began
-    speaking (to 10 ms; `speaking(start, end)` in audio seconds): a command said between
-    cues that runs into the next cue. None when it was speaking at the utterance's start,
-    or when the part (with its pre-roll) is 0.2 s or less."""
-    start, end = segment.speech_start_s, segment.speech_end_s
-    if speaking(start, start + 0.01):
-        return None
-    lo, hi = start, end  # silent up to lo, speaking by hi
-    while hi - lo > 0.01:
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if speaking(start, mid) else (mid, hi)
-    keep = round((lo - segment.start_s) * RATE_HZ)
-    if keep <= RATE_HZ // 5:
-        return None
-    frames = -(-keep // round(segment.frame_s * RATE_HZ))
-    return replace(segment, samples=segment.samples[:keep], speech_end_s=lo, speech=segment.speech[:frames])
 
 
 def _mel(hz: Floats | float) -> Floats:

@@ -49,7 +49,7 @@ import numpy.typing as npt
 
 from assistant.coach.phrasing import Fillers, normalise
 from assistant.errors import ModelError
-from assistant.hear.endpoint import Endpointer, Segment, VadSettings, before_coach
+from assistant.hear.endpoint import Endpointer, Segment, VadSettings
 from assistant.hear.recognizer import Complete, Hypothesis, Speaking, distractors
 from assistant.pcm import RATE_HZ
 
@@ -477,16 +477,30 @@ class VoskRecognizer:
         """The phrase one utterance is, or "" (a rejection), decoded from a fresh state."""
         rec, grammar = self._rec, self.grammar
         if self._barge is not None and self._barge[2](segment.speech_start_s, segment.speech_end_s):
-            # A command said between cues that ran into the next cue (stop 21): the part
-            # before the coach began, with every phrase, first.
-            before = before_coach(segment, self._barge[2])
+            before = self._before_coach(segment)
             if before is not None:
-                text = self._decode_with(self._rec, self.grammar, before.samples)
+                text = self._decode_with(self._rec, self.grammar, before[0])
                 if text:
-                    self._ended = before.speech_end_s  # the command ended where the coach began
+                    self._ended = before[1]  # the command ended where the coach began
                     return text
             rec, grammar, _ = self._barge
         return self._decode_with(rec, grammar, segment.samples)
+
+    def _before_coach(self, segment: Segment) -> tuple[npt.NDArray[np.int16], float] | None:
+        """The part of an utterance begun while the coach was silent, up to where it began
+        speaking (None when it was speaking at the utterance's start): a command said
+        between cues that runs into the next cue."""
+        assert self._barge is not None
+        speaking = self._barge[2]
+        start, end = segment.speech_start_s, segment.speech_end_s
+        if speaking(start, start + 0.01):
+            return None
+        lo, hi = start, end  # silent up to lo, speaking by hi
+        while hi - lo > 0.01:
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if speaking(start, mid) else (mid, hi)
+        keep = round((lo - segment.start_s) * RATE_HZ)
+        return (segment.samples[:keep], lo) if keep > RATE_HZ // 5 else None
 
     def _decode_with(self, rec: Any, grammar: Grammar, samples: npt.NDArray[np.int16]) -> str:
         # Every utterance brought up (see LEVEL_DBFS), not only those over the coach.

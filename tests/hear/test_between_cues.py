@@ -77,7 +77,7 @@ def test_a_command_that_runs_into_the_next_cue_is_heard(model: VoskModel, lang: 
     """ "slower" said 0.5 s after a cue, and the next cue begins 1.0 s after it: the
     utterance, with the room's tail and the next cue's residue, runs on "over the coach",
     where only barge-in phrases count. The part before the coach began is decoded first with
-    every phrase (endpoint.py, `before_coach`): before it, heard as nothing."""
+    every phrase (vosk_engine.py, `_before_coach`): before it, heard as nothing."""
     out, track, at_s, next_s = _into_next_cue(speech.espeak("slower", "en-gb"))
     commands = real.commands(VoskRecognizer(model, lang.phrases()), lang, out, track)
     assert [c.text for c in commands] == ["slower"]
