@@ -1,7 +1,7 @@
 """Command recognition with vosk (Kaldi): a runtime grammar of the command phrases plus `[unk]`.
 
     find_model(configured)   the model folder: configuration, $BACKSTRETCH_VOSK_MODEL, user data dir
-    VoskModel(path)          a loaded model (small English: ~170 MB, ~1 s): share one between recognizers
+    VoskModel(path)          a loaded model (small English: ~85 MB, ~1 s): share one between recognizers
     VoskRecognizer(model, phrases)   the `stt.Recognizer` for it
 
 The grammar holds only phrases whose every word the model knows (vosk would
@@ -23,11 +23,13 @@ to Kaldi's 20 s limit and swallowed the command said in it ("how pause", rejecte
 0.25 s of audio after the speech ends, against 0.59 s with Kaldi's shortened rules and
 0.93 s with the model's own (twelve commands in the bundled voice, tests/hear/test_vosk_engine.py).
 
-The shadow model folder (`endpoint_model_dir`, `EndpointRules`) is from before the
-gating: a copy of the model with shorter endpoint rules in its `conf/model.conf` (vosk
-0.3.45 has no `SetEndpointerDelays`). The adapter no longer needs it (a segment goes to
-vosk in one call, and the rules are checked once per call), so `VoskModel` loads the
-model as it is by default; it stays for the tests that measure our endpointer against it.
+The model is loaded from a shadow folder of symlinks (`runtime_model_dir`) without its
+n-gram language model (graph/Gr.fst, 38 MB of memory), which only decoding without a
+grammar reads. The folder can also hold shorter endpoint rules in its `conf/model.conf`
+(`EndpointRules`; vosk 0.3.45 has no `SetEndpointerDelays`), from before the gating: the
+adapter no longer needs them (a segment goes to vosk in one call, and the rules are
+checked once per call), so `VoskModel` keeps the model's own by default; they stay for
+the tests that measure our endpointer against them.
 """
 
 from __future__ import annotations
@@ -37,12 +39,13 @@ import json
 import logging
 import os
 import shutil
+import struct
 import tempfile
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -225,52 +228,145 @@ def user_cache_dir() -> Path:
     return Path(base) / "backstretch"
 
 
-def endpoint_model_dir(model_dir: Path, rules: EndpointRules, cache_root: Path | None = None) -> Path:
-    """A folder that is `model_dir` with these endpoint rules: symlinks to its files and an
-    edited `conf/model.conf`, kept in `<cache>/vosk-endpoint/<hash>`. Falls back to
-    `model_dir` itself (with a warning) when that cannot be built."""
+# OpenFst's binary format (fst.h, vector-fst.h, symbol-table.cc): the magic numbers, the
+# header flags that say a symbol table follows it, and two property bits.
+_FST_MAGIC, _SYMBOLS_MAGIC = 2125659606, 2125658996
+_HAS_ISYMBOLS, _HAS_OSYMBOLS = 1, 2
+_EXPANDED, _MUTABLE = 1, 2  # its property bits
+
+
+def lean_grammar_fst(fst: Path) -> bytes:
+    """An OpenFst file with the word table of the OpenFst file `fst` (a vosk model's
+    graph/Gr.fst: its n-gram language model, whose output symbols are the model's words)
+    and one final state instead of the model: all vosk reads of it when every recogniser
+    has a grammar. ValueError when `fst` is not an FST with a word table."""
+    with fst.open("rb", buffering=1 << 20) as buffer:
+
+        def i32() -> int:
+            return int(struct.unpack("<i", _exactly(buffer, 4))[0])
+
+        def text() -> bytes:
+            return _exactly(buffer, i32())
+
+        if i32() != _FST_MAGIC:
+            raise ValueError(f"{fst} is not an OpenFst file")
+        text(), text()  # the FST's and its arcs' types
+        _version, flags = i32(), i32()
+        _exactly(buffer, 8 + 8 * 3)  # properties, start state, state and arc counts
+        if not flags & _HAS_OSYMBOLS:
+            raise ValueError(f"{fst} holds no word table")
+        if flags & _HAS_ISYMBOLS:
+            _symbol_table(buffer, fst)
+        words = _symbol_table(buffer, fst)
+
+    def string(value: bytes) -> bytes:
+        return struct.pack("<i", len(value)) + value
+
+    # A VectorFst (version 2): its header, the word table, one state (final, weight 0, no arcs).
+    header = struct.pack("<i", _FST_MAGIC) + string(b"vector") + string(b"standard")
+    header += struct.pack("<iiQqqq", 2, _HAS_OSYMBOLS, _EXPANDED | _MUTABLE, 0, 1, 0)
+    return header + words + struct.pack("<fq", 0.0, 0)
+
+
+def _symbol_table(f: BinaryIO, fst: Path) -> bytes:
+    """One OpenFst symbol table read from `f`, as its bytes."""
+    head = _exactly(f, 4)
+    if struct.unpack("<i", head)[0] != _SYMBOLS_MAGIC:
+        raise ValueError(f"{fst}: its word table is damaged")
+    parts = [head]
+
+    def take(n: int) -> bytes:
+        parts.append(_exactly(f, n))
+        return parts[-1]
+
+    take(int(struct.unpack("<i", take(4))[0]))  # the table's name
+    take(8)  # the next free id
+    for _ in range(int(struct.unpack("<q", take(8))[0])):
+        take(int(struct.unpack("<i", take(4))[0]))  # a word
+        take(8)  # its id
+    return b"".join(parts)
+
+
+def _exactly(f: BinaryIO, n: int) -> bytes:
+    data = f.read(n)
+    if n < 0 or len(data) != n:
+        raise ValueError("the file ends too soon")
+    return data
+
+
+def runtime_model_dir(
+    model_dir: Path,
+    rules: EndpointRules | None = None,
+    grammar_only: bool = False,
+    cache_root: Path | None = None,
+) -> Path:
+    """A folder that is `model_dir` changed for how we run it, made of symlinks to its files
+    and kept in `<cache>/vosk-runtime/<hash>`:
+    - `rules`: an edited `conf/model.conf` with these endpoint rules;
+    - `grammar_only`: the n-gram language model graph/Gr.fst, which only free-form
+      decoding uses (a grammar is compiled against HCLr.fst), replaced by an FST of one
+      state that keeps its word table (`lean_grammar_fst`). The small English model
+      takes 38 MB less memory so (see README, "Memory").
+    Falls back to `model_dir` itself (with a warning) when that cannot be built."""
     source = model_dir.resolve()
     conf = source / "conf" / "model.conf"
+    graph = source / "graph"
     try:
-        lines = conf.read_text(encoding="utf-8").splitlines()
         entries = sorted(p.name for p in source.iterdir())
-        conf_entries = sorted(p.name for p in (source / "conf").iterdir())
+        conf_entries = sorted(p.name for p in (source / "conf").iterdir()) if rules is not None else []
+        lines = conf.read_text(encoding="utf-8").splitlines() if rules is not None else []
+        graph_entries = sorted(p.name for p in graph.iterdir()) if grammar_only else []
     except OSError as exc:
-        log.warning("%s: cannot read its conf/model.conf (%s); using its own endpointing", model_dir, exc)
+        log.warning("%s: cannot read it (%s); loading it as it is", model_dir, exc)
         return model_dir
-    lines = [line for line in lines if not line.strip().startswith(_RULE_KEYS)] + rules.conf_lines()
-    text = "\n".join(lines) + "\n"
-    # The key covers the model's place, its file names and the new conf, so a changed
+    text = ""
+    if rules is not None:
+        lines = [line for line in lines if not line.strip().startswith(_RULE_KEYS)] + rules.conf_lines()
+        text = "\n".join(lines) + "\n"
+    grammar_only = grammar_only and "Gr.fst" in graph_entries
+    # The key covers the model's place, its file names and what is changed, so a changed
     # model or new rules get a new folder and an old one is never reused by mistake.
-    key = hashlib.sha256("\n".join([str(source), *entries, *conf_entries, text]).encode()).hexdigest()[:16]
-    parent = (cache_root if cache_root is not None else user_cache_dir()) / "vosk-endpoint"
+    parts = [str(source), *entries, *conf_entries, *graph_entries, text, f"grammar_only={grammar_only}"]
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    parent = (cache_root if cache_root is not None else user_cache_dir()) / "vosk-runtime"
     dest = parent / key
-    if (dest / "conf" / "model.conf").is_file():
+    done = dest / ".complete"
+    if done.is_file():
         return dest
     try:
         parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=parent))
         try:
             for name in entries:
-                if name != "conf":
+                if not (name == "conf" and rules is not None) and not (name == "graph" and grammar_only):
                     (work / name).symlink_to(source / name)
-            (work / "conf").mkdir()
-            for name in conf_entries:
-                if name != "model.conf":
-                    (work / "conf" / name).symlink_to(source / "conf" / name)
-            (work / "conf" / "model.conf").write_text(text, encoding="utf-8")
+            if rules is not None:
+                (work / "conf").mkdir()
+                for name in conf_entries:
+                    if name != "model.conf":
+                        (work / "conf" / name).symlink_to(source / "conf" / name)
+                (work / "conf" / "model.conf").write_text(text, encoding="utf-8")
+            if grammar_only:
+                (work / "graph").mkdir()
+                for name in graph_entries:
+                    if name != "Gr.fst":
+                        (work / "graph" / name).symlink_to(graph / name)
+                (work / "graph" / "Gr.fst").write_bytes(lean_grammar_fst(graph / "Gr.fst"))
+            (work / ".complete").write_text("")
             try:
                 os.replace(work, dest)  # built aside and renamed: never half a folder
             except OSError:
-                if not (dest / "conf" / "model.conf").is_file():
+                if not done.is_file():
                     raise
                 # another process built the same folder meanwhile
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    except OSError as exc:
-        log.warning("cannot build %s (%s); using the model's own endpointing", dest, exc)
+    except (OSError, ValueError) as exc:
+        log.warning("cannot build %s (%s); loading the model %s as it is", dest, exc, model_dir)
         return model_dir
-    log.debug("endpoint rules %s for %s in %s", rules, model_dir, dest)
+    log.debug(
+        "vosk model %s as run (endpoint rules %s, grammar only %s): %s", model_dir, rules, grammar_only, dest
+    )
     return dest
 
 
@@ -285,9 +381,22 @@ class Grammar:
     table: Mapping[str, str] = field(default_factory=dict)  # normalised phrase -> phrase
 
 
+def _open(vosk: Any, path: Path, folder: Path) -> Any:
+    """vosk's model from `folder` (`path` or its shadow); ModelError when it cannot load."""
+    try:
+        return vosk.Model(str(folder))
+    except Exception as exc:  # vosk raises a bare Exception("Failed to create a model")
+        raise ModelError(
+            f"vosk model {path} cannot be loaded: it is damaged or incomplete; delete it and "
+            "run `backstretch models download`"
+        ) from exc
+
+
 class VoskModel:
     """A loaded vosk model; `endpoint` None keeps the model's own endpoint rules; `decoys`
-    the distractor words for its grammars (None: the bundled ones)."""
+    the distractor words for its grammars (None: the bundled ones). A model that takes a
+    grammar is loaded without its n-gram language model (`runtime_model_dir`), which only
+    decoding without a grammar needs: `free_form` loads it too."""
 
     def __init__(
         self,
@@ -295,6 +404,7 @@ class VoskModel:
         endpoint: EndpointRules | None = None,
         cache_root: Path | None = None,
         decoys: Sequence[str] | None = None,
+        free_form: bool = False,
     ) -> None:
         if not path.exists():
             raise ModelError(f"no vosk model at {path}; {_FIX}")
@@ -304,7 +414,10 @@ class VoskModel:
         self.endpoint = endpoint
         self.decoys = tuple(distractors() if decoys is None else decoys)
         self.runtime_grammar = _has_runtime_graph(path)
-        load_dir = endpoint_model_dir(path, endpoint, cache_root) if endpoint is not None else path
+        grammar_only = self.runtime_grammar and not free_form and (path / "graph" / "Gr.fst").is_file()
+        load_dir = (
+            runtime_model_dir(path, endpoint, grammar_only, cache_root) if endpoint or grammar_only else path
+        )
         import vosk
 
         # Kaldi logs straight to stderr (-3 hides even its ERRORs, which our ModelError
@@ -312,18 +425,21 @@ class VoskModel:
         vosk.SetLogLevel(0 if log.isEnabledFor(logging.DEBUG) else -3)
         started = time.perf_counter()
         try:
-            self.handle: Any = vosk.Model(str(load_dir))
-        except Exception as exc:  # vosk raises a bare Exception("Failed to create a model")
-            raise ModelError(
-                f"vosk model {path} cannot be loaded: it is damaged or incomplete; delete it and "
-                "run `backstretch models download`"
-            ) from exc
+            self.handle: Any = _open(vosk, path, load_dir)
+        except ModelError:
+            if load_dir == path or endpoint is not None:
+                raise
+            # (Some other layout of a model's files, say: then it is loaded whole.)
+            log.info("vosk model %s: not loaded without its language model; loading it whole", path)
+            load_dir = path
+            self.handle = _open(vosk, path, path)
         self.load_s = time.perf_counter() - started
         log.info(
-            "loaded vosk model %s in %.1f s (endpoint rules: %s)",
+            "loaded vosk model %s in %.1f s (endpoint rules: %s; %s)",
             path,
             self.load_s,
             endpoint or "the model's own",
+            "grammar only" if load_dir != path and grammar_only else "whole",
         )
         if not self.runtime_grammar:
             log.warning(

@@ -160,8 +160,8 @@ def test_run_in_with_the_model_from_the_config(tmp_path: Path, monkeypatch: pyte
 
 
 def test_the_shadow_folder_links_the_model_and_edits_only_the_rules(tmp_path: Path) -> None:
-    shadow = vosk_engine.endpoint_model_dir(MODEL, EndpointRules(0.2, 0.4, 0.8), tmp_path)
-    assert shadow.parent == tmp_path / "vosk-endpoint"
+    shadow = vosk_engine.runtime_model_dir(MODEL, EndpointRules(0.2, 0.4, 0.8), cache_root=tmp_path)
+    assert shadow.parent == tmp_path / "vosk-runtime"
     for name in ("am", "graph", "ivector", "README", "uuid"):
         assert (shadow / name).is_symlink() and (shadow / name).resolve() == (MODEL / name).resolve()
     assert (shadow / "conf" / "mfcc.conf").is_symlink()
@@ -175,25 +175,69 @@ def test_the_shadow_folder_links_the_model_and_edits_only_the_rules(tmp_path: Pa
         "--endpoint.rule3.min-trailing-silence=0.4",
         "--endpoint.rule4.min-trailing-silence=0.8",
     ]
-    assert vosk_engine.endpoint_model_dir(MODEL, EndpointRules(0.2, 0.4, 0.8), tmp_path) == shadow
-    other = vosk_engine.endpoint_model_dir(MODEL, EndpointRules(0.3, 0.6, 1.0), tmp_path)
+    assert vosk_engine.runtime_model_dir(MODEL, EndpointRules(0.2, 0.4, 0.8), cache_root=tmp_path) == shadow
+    other = vosk_engine.runtime_model_dir(MODEL, EndpointRules(0.3, 0.6, 1.0), cache_root=tmp_path)
     assert other != shadow
-    assert sorted(p.name for p in (tmp_path / "vosk-endpoint").iterdir()) == sorted([shadow.name, other.name])
+    assert sorted(p.name for p in (tmp_path / "vosk-runtime").iterdir()) == sorted([shadow.name, other.name])
 
 
 def test_the_shadow_folder_goes_in_the_user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    shadow = vosk_engine.endpoint_model_dir(MODEL, COMMAND_ENDPOINT)
-    assert shadow.parent == tmp_path / "backstretch" / "vosk-endpoint"
+    shadow = vosk_engine.runtime_model_dir(MODEL, COMMAND_ENDPOINT)
+    assert shadow.parent == tmp_path / "backstretch" / "vosk-runtime"
     assert [p.name for p in shadow.parent.iterdir()] == [shadow.name]  # no staging folder left
 
 
-def test_an_unusable_cache_falls_back_to_the_model(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    blocked = tmp_path / "cache"
-    blocked.write_text("a file where the cache folder should be")
-    with caplog.at_level(logging.WARNING):
-        assert vosk_engine.endpoint_model_dir(MODEL, COMMAND_ENDPOINT, blocked) == MODEL
-    assert "using the model's own endpointing" in caplog.text
+def test_the_model_is_run_without_its_language_model(
+    model: VoskModel, lang: IntentSet, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Only decoding without a grammar uses graph/Gr.fst (38 MB of the small English model's
+    memory, bench section 5): the shadow folder puts an FST of one state with the same word
+    table in its place, and commands decode as with the whole model, to vosk's own variation
+    in scores. Loading it prints nothing (vosk reads its words from that file)."""
+    capfd.readouterr()
+    lean = VoskModel(MODEL, cache_root=tmp_path)
+    assert capfd.readouterr().err == ""
+    shadow = tmp_path / "vosk-runtime"
+    (folder,) = shadow.iterdir()
+    assert (folder / "am").is_symlink() and not (folder / "graph").is_symlink()
+    assert (folder / "graph" / "HCLr.fst").is_symlink() and not (folder / "graph" / "Gr.fst").is_symlink()
+    assert (folder / "graph" / "Gr.fst").stat().st_size < (MODEL / "graph" / "Gr.fst").stat().st_size / 5
+    whole = VoskModel(MODEL, free_form=True)
+    for word in ("stop", "pause", "[unk]", "kneecap", "zucchini", "nosuchword"):
+        assert lean.handle.vosk_model_find_word(word) == whole.handle.vosk_model_find_word(word)
+    import vosk
+
+    grammar = model.grammar(lang.phrases()).json
+    for text in ("where am i", "start back stretch", "that's enough"):
+        clip = said(text).tobytes()
+        results = []
+        for loaded in (lean, whole):
+            rec = vosk.KaldiRecognizer(loaded.handle, RATE_HZ, grammar)
+            rec.SetMaxAlternatives(vosk_engine.NBEST)
+            rec.AcceptWaveform(clip)
+            results.append(json.loads(rec.FinalResult()))
+        best = [r["alternatives"][0] for r in results]
+        assert [b["text"] for b in best] == [text, text]
+        # (vosk's scores vary by about 1 % from one recogniser to the next on one model.)
+        assert abs(best[0]["confidence"] - best[1]["confidence"]) < 0.05 * best[1]["confidence"]
+    free = {}
+    for name, loaded in (("lean", lean), ("whole", whole)):
+        rec = vosk.KaldiRecognizer(loaded.handle, RATE_HZ)  # free form: the language model's
+        rec.AcceptWaveform(said("where am i").tobytes())
+        free[name] = json.loads(rec.FinalResult())["text"]
+    assert free == {"lean": "", "whole": "where am i"}
+    del whole.handle, lean.handle
+
+
+def test_a_file_that_is_no_fst_has_no_word_table(tmp_path: Path) -> None:
+    fst = tmp_path / "Gr.fst"
+    fst.write_bytes(b"graph")
+    with pytest.raises(ValueError, match="not an OpenFst file"):
+        vosk_engine.lean_grammar_fst(fst)
+    fst.write_bytes((MODEL / "graph" / "Gr.fst").read_bytes()[:4096])
+    with pytest.raises(ValueError, match="ends too soon"):
+        vosk_engine.lean_grammar_fst(fst)
 
 
 # -- vocabulary and the grammar with [unk] ----------------------------------------

@@ -86,7 +86,7 @@ def decoder(name: str, lang: IntentSet, vosk_model: Path | None) -> Decode:
         raise ValueError(f"{name} needs a vosk model")
     from assistant.hear.vosk_engine import VoskModel, VoskRecognizer
 
-    model = VoskModel(vosk_model)
+    model = VoskModel(vosk_model, free_form=name == "vosk free-form")
     if name == "vosk grammar":
         return _grammar(VoskRecognizer(model, lang.phrases()), lang)
     if name == "vosk free-form":
