@@ -193,7 +193,8 @@ class Memory:
         )  # fmt: skip
         self.section.notes.append(
             f"vosk-model-small-en-us-0.15 takes {fmt(model_mb)} MB resident ({fmt(disk_mb)} MB on disk): "
-            "the recogniser's grammar graph is built at load from the model's HCLr and Gr."
+            "loaded without its n-gram language model (graph/Gr.fst, which only decoding without a grammar "
+            "uses; vosk_engine.runtime_model_dir), each grammar compiled against its HCLr."
         )
 
 
