@@ -233,6 +233,8 @@ def user_cache_dir() -> Path:
 _FST_MAGIC, _SYMBOLS_MAGIC = 2125659606, 2125658996
 _HAS_ISYMBOLS, _HAS_OSYMBOLS = 1, 2
 _EXPANDED, _MUTABLE = 1, 2  # its property bits
+# Part of a shadow folder's key: a new way of building one gets new folders.
+SHADOW_FORMAT = "2: Gr.fst of one state"
 
 
 def lean_grammar_fst(fst: Path) -> bytes:
@@ -324,9 +326,23 @@ def runtime_model_dir(
         lines = [line for line in lines if not line.strip().startswith(_RULE_KEYS)] + rules.conf_lines()
         text = "\n".join(lines) + "\n"
     grammar_only = grammar_only and "Gr.fst" in graph_entries
-    # The key covers the model's place, its file names and what is changed, so a changed
-    # model or new rules get a new folder and an old one is never reused by mistake.
-    parts = [str(source), *entries, *conf_entries, *graph_entries, text, f"grammar_only={grammar_only}"]
+    try:
+        lm = (graph / "Gr.fst").stat() if grammar_only else None
+    except OSError:
+        lm = None
+    # The key covers the model's place, its file names (and the language model's size and
+    # time, whose words are copied) and what is changed, so a changed model or new rules
+    # get a new folder and an old one is never reused by mistake.
+    parts = [
+        f"{lm.st_size} {lm.st_mtime_ns}" if lm is not None else "",
+        SHADOW_FORMAT,
+        str(source),
+        *entries,
+        *conf_entries,
+        *graph_entries,
+        text,
+        f"grammar_only={grammar_only}",
+    ]
     key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     parent = (cache_root if cache_root is not None else user_cache_dir()) / "vosk-runtime"
     dest = parent / key
