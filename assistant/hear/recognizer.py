@@ -46,6 +46,9 @@ class Hypothesis:
     speech_end_s: float  # where it ended
     final_s: float  # the audio time at which the result was known (endpoint + decode)
     undecoded: bool = False  # not decoded: nothing said there could count (see `Ignored`)
+    # Other phrases the recogniser found nearly as likely, best first (vosk's next best paths;
+    # listen.Listener: a command that starts something gives way to a closer "stop").
+    alternatives: tuple[str, ...] = ()
 
 
 @functools.cache

@@ -538,7 +538,8 @@ class VoskRecognizer:
         self._rec.SetMaxAlternatives(NBEST)  # see RESCUE_MARGIN
         self.endpointer = Endpointer(vad or VOSK_VAD, complete=self._is_complete)
         self._complete: Complete | None = None  # may a phrase end its utterance early?
-        self._early: tuple[Segment, str] | None = None  # the decoding that ended one
+        self._early: tuple[Segment, str, tuple[str, ...]] | None = None  # the decoding that ended one
+        self._close: tuple[str, ...] = ()  # the phrases nearly as likely as the last decoded
         self._ended: float | None = None  # where the command decoded last ended, if not the segment's end
         self._barge: tuple[Any, Grammar, Speaking] | None = None  # see `set_barge_in`
         self._favoured: frozenset[str] = frozenset()  # see `set_phrases`
@@ -644,6 +645,7 @@ class VoskRecognizer:
         done = rec.AcceptWaveform(np.ascontiguousarray(samples, dtype="<i2").tobytes())
         raw = rec.Result() if done else rec.FinalResult()
         heard = read_result(raw, grammar.phrases, grammar)
+        self._close = close_phrases(raw, heard[0] if heard is not None else "", grammar)
         return heard[0] if heard is not None else ""
 
     def _is_complete(self, segment: Segment) -> bool:
@@ -657,17 +659,23 @@ class VoskRecognizer:
             return False
         text = self._decode(segment)
         if text and self._complete(text, segment.speech_start_s, segment.speech_end_s):
-            self._early = (segment, text)
+            self._early = (segment, text, self._close)
             return True
         return False
 
     def _hypothesis(self, segment: Segment, end_s: float) -> Hypothesis:
         early, self._early = self._early, None
         self._ended = None
-        text = early[1] if early is not None and early[0] is segment else self._decode(segment)
+        if early is not None and early[0] is segment:
+            text, close = early[1], early[2]
+        else:
+            text = self._decode(segment)
+            close = self._close
         speech_end_s = self._ended if self._ended is not None else segment.speech_end_s
-        log.debug("vosk heard %r (%.2f-%.2f s)", text, segment.speech_start_s, speech_end_s)
-        return Hypothesis(text, segment.speech_start_s, speech_end_s, max(end_s, segment.ended_s))
+        log.debug("vosk heard %r (%.2f-%.2f s; close: %s)", text, segment.speech_start_s, speech_end_s, close)
+        return Hypothesis(
+            text, segment.speech_start_s, speech_end_s, max(end_s, segment.ended_s), alternatives=close
+        )
 
 
 def level_up(samples: npt.NDArray[np.int16], level_dbfs: float, max_gain_db: float) -> npt.NDArray[np.int16]:
@@ -704,6 +712,28 @@ def read_result(
     if not text:
         log.debug("vosk rejected %r", heard)
     return text, float(words[0]["start"]), float(words[-1]["end"])
+
+
+def close_phrases(raw: str, chosen: str, grammar: Grammar) -> tuple[str, ...]:
+    """The phrases of vosk's next best paths (NBEST) within RESCUE_MARGIN of its best, other
+    than `chosen` (what `read_result` took), best first; their fillers taken off."""
+    alternatives = json.loads(raw).get("alternatives") or []
+    if not chosen or len(alternatives) < 2:
+        return ()
+    best = float(alternatives[0]["confidence"])
+    out: list[str] = []
+    for other in alternatives:
+        text = " ".join(str(other.get("text", "")).split())
+        if best - float(other["confidence"]) > RESCUE_MARGIN or not _accepted(text, grammar.phrases, grammar):
+            continue
+        core = (
+            text
+            if text in grammar.phrases
+            else (grammar.fillers.core(text, grammar.table) if grammar.fillers else "")
+        )
+        if core and core != chosen and core not in out:
+            out.append(core)
+    return tuple(out)
 
 
 def _accepted(text: str, phrases: frozenset[str], grammar: Grammar | None) -> bool:

@@ -208,6 +208,22 @@ def test_starting_takes_more_than_a_lone_word(lang: IntentSet) -> None:
     assert listener.rejected == 3
 
 
+def test_starting_gives_way_to_a_stop_nearly_as_likely(lang: IntentSet) -> None:
+    """vosk decoded the bundled voice's "stop the session" as "start the session" with "stop
+    the session" 1.5 behind (bench section 6, stop 23): a command that starts something gives
+    way to a stop or pause among the recogniser's close alternatives, and to nothing else."""
+    hypotheses = [
+        Hypothesis("start the session", 1.0, 1.8, 2.0, alternatives=("stop the session",)),
+        Hypothesis("start back stretch", 3.0, 3.9, 4.1, alternatives=("start the stretch", "faster")),
+        Hypothesis("let's begin", 5.0, 5.6, 5.8, alternatives=("louder", "okay pause please")),
+        Hypothesis("faster", 7.0, 7.4, 7.6, alternatives=("stop",)),  # starts nothing: as heard
+        Hypothesis("start", 8.0, 8.4, 8.6, alternatives=("stop",)),  # a lone word: refused as before
+    ]
+    listener = Listener(Scripted(hypotheses), lang)
+    assert _listen(listener, 9.0) == ["stop the session", "start back stretch", "okay pause please", "faster"]
+    assert listener.rejected == 1
+
+
 def test_the_one_word_barge_in_phrases_are_favoured(lang: IntentSet) -> None:
     recognizer = Scripted([])
     Listener(recognizer, lang)

@@ -230,6 +230,21 @@ def test_the_model_is_run_without_its_language_model(
     del whole.handle, lean.handle
 
 
+def test_the_phrases_nearly_as_likely(model: VoskModel, lang: IntentSet) -> None:
+    """`close_phrases`: the other phrases of vosk's next best paths within RESCUE_MARGIN of its
+    best, fillers taken off; no rejection, no distractor, nothing when nothing was taken."""
+    grammar = model.grammar(lang.phrases(), lang.fillers)
+
+    def raw(*paths: tuple[str, float]) -> str:
+        return json.dumps({"alternatives": [{"text": t, "confidence": c, "result": []} for t, c in paths]})
+
+    nbest = raw(("start the session", 177.4), ("stop the session", 175.9), ("okay pause", 175.5),
+                ("[unk] session", 177.0), ("right", 176.0), ("stop", 175.0), ("faster", 170.0))  # fmt: skip
+    assert vosk_engine.close_phrases(nbest, "start the session", grammar) == ("stop the session", "pause")
+    assert vosk_engine.close_phrases(nbest, "", grammar) == ()
+    assert vosk_engine.close_phrases(raw(("stop", 100.0)), "stop", grammar) == ()
+
+
 def test_a_file_that_is_no_fst_has_no_word_table(tmp_path: Path) -> None:
     fst = tmp_path / "Gr.fst"
     fst.write_bytes(b"graph")
