@@ -308,7 +308,7 @@ def runtime_model_dir(
     - `grammar_only`: the n-gram language model graph/Gr.fst, which only free-form
       decoding uses (a grammar is compiled against HCLr.fst), replaced by an FST of one
       state that keeps its word table (`lean_grammar_fst`). The small English model
-      takes 38 MB less memory so (see README, "Memory").
+      takes 38 MB less memory so (README, *Recognisers*).
     Falls back to `model_dir` itself (with a warning) when that cannot be built."""
     source = model_dir.resolve()
     conf = source / "conf" / "model.conf"
