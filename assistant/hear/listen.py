@@ -184,15 +184,18 @@ class Listener:
         session" 2 or 3 times in 144 (bench section 6, stop 23), "stop the session" 1.5 behind
         it; heard wrongly, stopping costs a repeat, starting a session the user is stopping."""
         for alternative in alternatives:
-            said = normalise(alternative)
-            if self.wake:
-                if not said.startswith(self.wake + " "):
-                    continue
-                said = said[len(self.wake) + 1 :]
-            intent = self.intents.match(said)
+            said = self._without_wake(normalise(alternative))
+            intent = self.intents.match(said) if said is not None else None
             if intent is not None and intent.name in SAFER:
                 return said
         return None
+
+    def _without_wake(self, text: str) -> str | None:
+        """`text` with the wake word taken off its front; None when a wake word is set and
+        `text` does not begin with it."""
+        if not self.wake:
+            return text
+        return text[len(self.wake) + 1 :] if text.startswith(self.wake + " ") else None
 
     def _say_deaf(self) -> None:
         if not self._warned:
@@ -221,11 +224,11 @@ class Listener:
             self.rejected += 1
             log.info("%.2f-%.2f s: speech that is no command", start, end)
             return None
-        if self.wake:
-            if not text.startswith(self.wake + " "):
-                log.info("%.2f s: %r without the wake word", end, text)
-                return None
-            text = text[len(self.wake) + 1 :]
+        command = self._without_wake(text)
+        if command is None:
+            log.info("%.2f s: %r without the wake word", end, text)
+            return None
+        text = command
         intent = self.intents.match(text)
         if intent is None:
             self.rejected += 1

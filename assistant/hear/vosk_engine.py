@@ -290,8 +290,8 @@ def _symbol_table(f: BinaryIO, fst: Path) -> bytes:
 
 
 def _exactly(f: BinaryIO, n: int) -> bytes:
-    data = f.read(n)
-    if n < 0 or len(data) != n:
+    data = f.read(n) if n >= 0 else b""
+    if len(data) != n:
         raise ValueError("the file ends too soon")
     return data
 
@@ -326,6 +326,8 @@ def runtime_model_dir(
         lines = [line for line in lines if not line.strip().startswith(_RULE_KEYS)] + rules.conf_lines()
         text = "\n".join(lines) + "\n"
     grammar_only = grammar_only and "Gr.fst" in graph_entries
+    if rules is None and not grammar_only:
+        return model_dir  # nothing to change
     try:
         lm = (graph / "Gr.fst").stat() if grammar_only else None
     except OSError:
@@ -430,10 +432,8 @@ class VoskModel:
         self.endpoint = endpoint
         self.decoys = tuple(distractors() if decoys is None else decoys)
         self.runtime_grammar = _has_runtime_graph(path)
-        grammar_only = self.runtime_grammar and not free_form and (path / "graph" / "Gr.fst").is_file()
-        load_dir = (
-            runtime_model_dir(path, endpoint, grammar_only, cache_root) if endpoint or grammar_only else path
-        )
+        grammar_only = self.runtime_grammar and not free_form
+        load_dir = runtime_model_dir(path, endpoint, grammar_only, cache_root)
         import vosk
 
         # Kaldi logs straight to stderr (-3 hides even its ERRORs, which our ModelError
@@ -706,9 +706,7 @@ def read_result(
         # An endpoint in silence (rule 1) or on noise the grammar absorbed: no utterance.
         return None
     heard = " ".join(str(result.get("text", "")).split())
-    text = heard if heard in phrases else ""
-    if not text and UNK not in heard.split() and grammar is not None and grammar.fillers is not None:
-        text = grammar.fillers.core(heard, grammar.table)
+    text = _phrase(heard, phrases, grammar)
     if not text:
         log.debug("vosk rejected %r", heard)
     return text, float(words[0]["start"]), float(words[-1]["end"])
@@ -723,27 +721,23 @@ def close_phrases(raw: str, chosen: str, grammar: Grammar) -> tuple[str, ...]:
     best = float(alternatives[0]["confidence"])
     out: list[str] = []
     for other in alternatives:
-        text = " ".join(str(other.get("text", "")).split())
-        if best - float(other["confidence"]) > RESCUE_MARGIN or not _accepted(text, grammar.phrases, grammar):
+        if best - float(other["confidence"]) > RESCUE_MARGIN:
             continue
-        core = (
-            text
-            if text in grammar.phrases
-            else (grammar.fillers.core(text, grammar.table) if grammar.fillers else "")
-        )
-        if core and core != chosen and core not in out:
-            out.append(core)
+        phrase = _phrase(str(other.get("text", "")), grammar.phrases, grammar)
+        if phrase and phrase != chosen and phrase not in out:
+            out.append(phrase)
     return tuple(out)
 
 
-def _accepted(text: str, phrases: frozenset[str], grammar: Grammar | None) -> bool:
-    """Would `read_result` take this decoded text as a phrase?"""
+def _phrase(text: str, phrases: frozenset[str], grammar: Grammar | None) -> str:
+    """The phrase a decoded text is: one of `phrases`, or one with the fillers of `grammar`
+    around it (then the phrase alone); "" (a rejection) otherwise."""
     text = " ".join(text.split())
     if text in phrases:
-        return True
+        return text
     if UNK in text.split() or grammar is None or grammar.fillers is None:
-        return False
-    return bool(grammar.fillers.core(text, grammar.table))
+        return ""
+    return grammar.fillers.core(text, grammar.table)
 
 
 def _rescued(
@@ -756,7 +750,7 @@ def _rescued(
         return {}
     best = alternatives[0]
     said = str(best.get("text", ""))
-    if UNK in said.split() or _accepted(said, phrases, grammar):
+    if UNK in said.split() or _phrase(said, phrases, grammar):
         # [unk]: speech that is no command was heard, and that stays a rejection.
         return best
     for other in alternatives[1:]:
